@@ -1,0 +1,17 @@
+/** What is built today, printed by `sipsteer` without a command (and by `npm start`). */
+export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] = [
+  ["SIP message codec (src/sip/message)", "built: parse, stream framing, edits, serialize"],
+  ["SIP transports and transactions", "not yet"],
+  ["proxy, registrar, location store", "not yet"],
+  ["load monitor (HTTP, DNS, SIP 302)", "not yet"],
+  ["client SDK and softphone", "not yet"],
+  ["dashboard and browser phone", "not yet"],
+  ["media relay (rtpengine)", "not yet"],
+  ["gateway", "not yet"],
+  ["sipsteer up (monitor + 3 proxies)", "not yet"],
+];
+
+export function formatBuildStatus(): string {
+  const width = Math.max(...BUILD_STATUS.map(([part]) => part.length));
+  return BUILD_STATUS.map(([part, state]) => `  ${part.padEnd(width)}  ${state}`).join("\n");
+}

@@ -1,0 +1,368 @@
+import { SipParseError } from "../errors.js";
+import {
+  AMP,
+  AT,
+  COLON,
+  EQUAL,
+  HNV,
+  HOST,
+  LBRACKET,
+  PARAM,
+  PASSWORD,
+  QMARK,
+  SEMI,
+  USER,
+  allOfClassEscaped,
+  escapePercent,
+  isAlpha,
+  isDigit,
+  skipClass,
+  unescapePercent,
+} from "./chars.js";
+import { isIPv4, isIPv6 } from "./ip.js";
+import { Params, type Param } from "./params.js";
+
+/** Bounds a URI parse; see ParseLimits. */
+export interface UriLimits {
+  readonly maxUriBytes: number;
+  readonly maxParams: number;
+}
+
+const NO_LIMITS: UriLimits = { maxUriBytes: Infinity, maxParams: Infinity };
+
+export interface SipUriParts {
+  readonly scheme: "sip" | "sips";
+  /** The user part as written, escapes included. */
+  readonly user?: string | undefined;
+  readonly password?: string | undefined;
+  /** Hostname, IPv4 address or IPv6 reference (with its brackets), as written. */
+  readonly host: string;
+  readonly port?: number | undefined;
+  readonly params?: Params;
+  /** URI headers (`?name=value&…`) as written, escapes included. */
+  readonly headers?: readonly Param[];
+}
+
+/**
+ * A SIP or SIPS URI (RFC 3261 §19.1). Immutable: `with()` makes a changed copy. A parsed URI
+ * prints exactly as it was received until it is changed.
+ */
+export class SipUri {
+  readonly scheme: "sip" | "sips";
+  readonly user: string | undefined;
+  readonly password: string | undefined;
+  readonly host: string;
+  readonly port: number | undefined;
+  readonly params: Params;
+  readonly headers: readonly Param[];
+  #text: string | undefined;
+
+  constructor(parts: SipUriParts, text?: string) {
+    this.scheme = parts.scheme;
+    this.user = parts.user;
+    this.password = parts.password;
+    this.host = parts.host;
+    this.port = parts.port;
+    this.params = parts.params ?? Params.EMPTY;
+    this.headers = parts.headers ?? [];
+    this.#text = text;
+  }
+
+  /** The user part with escapes undone (RFC 3261 §19.1.4 compares this form). */
+  get unescapedUser(): string | undefined {
+    return this.user === undefined ? undefined : unescapePercent(this.user);
+  }
+
+  /** The host without IPv6 brackets, lower-cased, as sockets and DNS want it. */
+  get hostname(): string {
+    const h = this.host.startsWith("[") ? this.host.slice(1, -1) : this.host;
+    return h.toLowerCase();
+  }
+
+  /** The `transport` parameter, lower-cased, if any. */
+  get transport(): string | undefined {
+    return this.params.get("transport")?.toLowerCase();
+  }
+
+  /** A copy with some parts changed. */
+  with(changes: Partial<SipUriParts>): SipUri {
+    return new SipUri({ ...this.#parts(), ...changes });
+  }
+
+  /** Builds a URI from a user written as plain text (it is escaped here). */
+  static from(parts: SipUriParts): SipUri {
+    return new SipUri({
+      ...parts,
+      user: parts.user === undefined ? undefined : escapeUser(parts.user),
+    });
+  }
+
+  toString(): string {
+    if (this.#text !== undefined) return this.#text;
+    let out = `${this.scheme}:`;
+    if (this.user !== undefined) {
+      out += this.user;
+      if (this.password !== undefined) out += `:${this.password}`;
+      out += "@";
+    }
+    out += this.host;
+    if (this.port !== undefined) out += `:${this.port}`;
+    out += this.params.toString();
+    if (this.headers.length > 0) {
+      out += "?" + this.headers.map(([n, v]) => `${n}=${v ?? ""}`).join("&");
+    }
+    this.#text = out;
+    return out;
+  }
+
+  #parts(): SipUriParts {
+    return {
+      scheme: this.scheme,
+      user: this.user,
+      password: this.password,
+      host: this.host,
+      port: this.port,
+      params: this.params,
+      headers: this.headers,
+    };
+  }
+}
+
+function escapeUser(plain: string): string {
+  // RFC 3261 §19.1.2: the user part escapes what is not unreserved or user-unreserved, and
+  // "%" itself.
+  return escapePercent(plain, USER);
+}
+
+/** A tel URI (RFC 3966): a telephone number and its parameters. */
+export class TelUri {
+  readonly scheme = "tel" as const;
+  constructor(
+    /** The number as written, visual separators included. */
+    readonly number: string,
+    readonly params: Params = Params.EMPTY,
+  ) {}
+
+  /** True for a global number (starting with "+"). */
+  get isGlobal(): boolean {
+    return this.number.startsWith("+");
+  }
+
+  toString(): string {
+    return `tel:${this.number}${this.params.toString()}`;
+  }
+}
+
+/** Any other absolute URI (RFC 3261 §25.1 absoluteURI), kept opaque. */
+export class AbsoluteUri {
+  constructor(
+    /** The scheme, lower-cased. */
+    readonly scheme: string,
+    /** Everything after the colon, as written. */
+    readonly opaque: string,
+    private readonly text: string,
+  ) {}
+
+  toString(): string {
+    return this.text;
+  }
+}
+
+export type Uri = SipUri | TelUri | AbsoluteUri;
+
+export function isSipUri(uri: Uri): uri is SipUri {
+  return uri instanceof SipUri;
+}
+
+function fail(message: string): never {
+  throw new SipParseError("SIP_ERR_HEADER_SYNTAX", message);
+}
+
+/** scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ); returns the index of its ":" or -1. */
+function schemeEnd(s: string): number {
+  if (s.length === 0 || !isAlpha(s.charCodeAt(0))) return -1;
+  for (let i = 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === COLON) return i;
+    if (!isAlpha(c) && !isDigit(c) && c !== 0x2b && c !== 0x2d && c !== 0x2e) return -1;
+  }
+  return -1;
+}
+
+/**
+ * Parses a URI from a byte string: sip and sips by RFC 3261 §19.1 and §25.1, tel by
+ * RFC 3966, any other scheme as an opaque absoluteURI. Throws SipParseError.
+ */
+export function parseUri(text: string, limits: UriLimits = NO_LIMITS): Uri {
+  if (text.length > limits.maxUriBytes) {
+    throw new SipParseError("SIP_ERR_URI_TOO_LONG", `URI longer than ${limits.maxUriBytes} bytes`);
+  }
+  const colon = schemeEnd(text);
+  if (colon < 0) fail("URI has no scheme");
+  const scheme = text.slice(0, colon).toLowerCase();
+  if (scheme === "sip" || scheme === "sips") return parseSipUri(text, scheme, colon + 1, limits);
+  if (scheme === "tel") return parseTelUri(text, colon + 1, limits);
+  const opaque = text.slice(colon + 1);
+  if (!isUricLoose(opaque)) fail("invalid character in URI");
+  return new AbsoluteUri(scheme, opaque, text);
+}
+
+/**
+ * uric = reserved / unreserved / escaped: printable ASCII without space, quotes, angle
+ * brackets or backslash, and "%" only as an escape.
+ */
+function isUricLoose(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x22 || c === 0x3c || c === 0x3e || c === 0x5c) {
+      return false;
+    }
+    if (c === 0x25 && !/^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) return false;
+  }
+  return true;
+}
+
+function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits: UriLimits) {
+  const end = text.length;
+  let i = start;
+  let user: string | undefined;
+  let password: string | undefined;
+  // No part after userinfo may hold an unescaped "@", so the first one ends userinfo.
+  const at = text.indexOf("@", i);
+  if (at >= 0) {
+    const pwColon = text.indexOf(":", i);
+    const userEnd = pwColon >= 0 && pwColon < at ? pwColon : at;
+    if (!allOfClassEscaped(text, USER, i, userEnd)) fail("invalid user part in URI");
+    user = text.slice(i, userEnd);
+    if (userEnd < at) {
+      if (at > userEnd + 1 && !allOfClassEscaped(text, PASSWORD, userEnd + 1, at)) {
+        fail("invalid password in URI");
+      }
+      password = text.slice(userEnd + 1, at);
+    }
+    i = at + 1;
+    if (text.charCodeAt(i) === AT) fail("invalid host in URI");
+  }
+
+  let host: string;
+  if (text.charCodeAt(i) === LBRACKET) {
+    const close = text.indexOf("]", i);
+    if (close < 0 || !isIPv6(text.slice(i + 1, close))) fail("invalid IPv6 reference in URI");
+    host = text.slice(i, close + 1);
+    i = close + 1;
+  } else {
+    const hostEnd = skipClass(text, i, HOST, end);
+    host = text.slice(i, hostEnd);
+    if (!isValidHostname(host)) fail("invalid host in URI");
+    i = hostEnd;
+  }
+
+  let port: number | undefined;
+  if (text.charCodeAt(i) === COLON) {
+    const portEnd = skipDigits(text, i + 1, end);
+    if (portEnd === i + 1 || portEnd - i - 1 > 5) fail("invalid port in URI");
+    port = Number(text.slice(i + 1, portEnd));
+    if (port > 65535) fail("port out of range in URI");
+    i = portEnd;
+  }
+
+  let params = Params.EMPTY;
+  if (text.charCodeAt(i) === SEMI) {
+    const entries: Param[] = [];
+    while (text.charCodeAt(i) === SEMI) {
+      const nameStart = i + 1;
+      const nameEnd = skipClass(text, nameStart, PARAM, end);
+      if (!allOfClassEscaped(text, PARAM, nameStart, nameEnd)) fail("invalid URI parameter");
+      i = nameEnd;
+      let value: string | null = null;
+      if (text.charCodeAt(i) === EQUAL) {
+        const valueEnd = skipClass(text, i + 1, PARAM, end);
+        if (!allOfClassEscaped(text, PARAM, i + 1, valueEnd)) {
+          fail("invalid URI parameter value");
+        }
+        value = text.slice(i + 1, valueEnd);
+        i = valueEnd;
+      }
+      if (entries.length >= limits.maxParams) {
+        throw new SipParseError("SIP_ERR_TOO_MANY_PARAMS", "too many URI parameters");
+      }
+      entries.push([text.slice(nameStart, nameEnd), value]);
+    }
+    params = new Params(entries);
+  }
+
+  let headers: Param[] | undefined;
+  if (text.charCodeAt(i) === QMARK) {
+    headers = [];
+    do {
+      const nameStart = i + 1;
+      const nameEnd = skipClass(text, nameStart, HNV, end);
+      if (!allOfClassEscaped(text, HNV, nameStart, nameEnd) || text.charCodeAt(nameEnd) !== EQUAL) {
+        fail("invalid URI header");
+      }
+      const valueEnd = skipClass(text, nameEnd + 1, HNV, end);
+      if (valueEnd > nameEnd + 1 && !allOfClassEscaped(text, HNV, nameEnd + 1, valueEnd)) {
+        fail("invalid URI header value");
+      }
+      if (headers.length >= limits.maxParams) {
+        throw new SipParseError("SIP_ERR_TOO_MANY_PARAMS", "too many URI headers");
+      }
+      headers.push([text.slice(nameStart, nameEnd), text.slice(nameEnd + 1, valueEnd)]);
+      i = valueEnd;
+    } while (text.charCodeAt(i) === AMP);
+  }
+
+  if (i !== end) fail(`unexpected ${JSON.stringify(text[i])} in URI`);
+  return new SipUri({ scheme, user, password, host, port, params, headers }, text);
+}
+
+function skipDigits(s: string, i: number, end: number): number {
+  while (i < end && isDigit(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/**
+ * hostname = *( domainlabel "." ) toplabel [ "." ], or an IPv4address. A name made of digits
+ * and dots only must be a valid IPv4 address.
+ */
+export function isValidHostname(host: string): boolean {
+  if (host.length === 0 || host.length > 255) return false;
+  if (/^[0-9.]+$/.test(host)) return isIPv4(host);
+  const labels = host.endsWith(".") ? host.slice(0, -1).split(".") : host.split(".");
+  for (const label of labels) {
+    if (label.length === 0 || label.length > 63) return false;
+    if (label.startsWith("-") || label.endsWith("-")) return false;
+  }
+  return true;
+}
+
+function parseTelUri(text: string, start: number, limits: UriLimits): TelUri {
+  const semi = text.indexOf(";", start);
+  const numberEnd = semi < 0 ? text.length : semi;
+  const number = text.slice(start, numberEnd);
+  // global-number-digits = "+" *phonedigit DIGIT *phonedigit; local numbers add hex, * and #
+  if (!/^\+?[0-9A-Fa-f*#().-]+$/.test(number) || !/[0-9A-Fa-f*#]/.test(number)) {
+    fail("invalid telephone number in tel URI");
+  }
+  const entries: Param[] = [];
+  if (semi >= 0) {
+    for (const part of text.slice(semi + 1).split(";")) {
+      const eq = part.indexOf("=");
+      const name = eq < 0 ? part : part.slice(0, eq);
+      const value = eq < 0 ? null : part.slice(eq + 1);
+      if (!/^[A-Za-z0-9-]+$/.test(name) || (value !== null && !isUricLoose(value))) {
+        fail("invalid tel URI parameter");
+      }
+      if (entries.length >= limits.maxParams) {
+        throw new SipParseError("SIP_ERR_TOO_MANY_PARAMS", "too many URI parameters");
+      }
+      entries.push([name, value]);
+    }
+  }
+  const params = new Params(entries);
+  if (!number.startsWith("+") && !params.has("phone-context")) {
+    fail("a local tel number needs phone-context");
+  }
+  return new TelUri(number, params);
+}

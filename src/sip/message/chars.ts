@@ -24,6 +24,8 @@ export const HNV = 64;
 export const WORD = 128;
 /** Characters of a hostname or IPv4 address (plus "_", which real deployments use). */
 export const HOST = 256;
+/** gen-value = token / host (RFC 3261 §25.1): token chars, ":" and the brackets of IPv6. */
+export const GEN_VALUE = 512;
 
 export const CHAR_CLASS = new Uint16Array(256);
 
@@ -42,6 +44,7 @@ mark("[]/?:+$", HNV);
 mark("%", USER | PASSWORD | PARAM | HNV);
 mark("-.!%*_+`'~()<>:\\\"/[]?{}", WORD);
 mark("-._", HOST);
+mark(ALNUM + "-.!%*_+`'~:[]", GEN_VALUE);
 
 export const SP = 0x20;
 export const HTAB = 0x09;
@@ -122,6 +125,25 @@ export function allOfClassEscaped(s: string, flag: number, start = 0, end = s.le
   return true;
 }
 
+/**
+ * Index past the run of class-`flag` chars at `i`, where every "%" must start an escape
+ * (`%` HEXDIG HEXDIG); -1 when one does not. One pass: the URI readers call it per part.
+ */
+export function skipEscaped(s: string, i: number, flag: number, end = s.length): number {
+  const table = CHAR_CLASS;
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c >= 256 || (table[c]! & flag) === 0) break;
+    if (c === PERCENT) {
+      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return -1;
+      i += 3;
+    } else {
+      i++;
+    }
+  }
+  return i;
+}
+
 export function isToken(s: string): boolean {
   return allOfClass(s, TOKEN);
 }
@@ -160,9 +182,15 @@ export function escapePercent(s: string, flag: number): string {
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
 
+function isAsciiText(s: string): boolean {
+  // A loop beats a regex on the short strings this sees (display names, header values).
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /** Byte string (latin1 view of UTF-8 octets) to a JavaScript string. */
 export function decodeText(bytes: string): string {
-  return NON_ASCII.test(bytes) ? Buffer.from(bytes, "latin1").toString("utf8") : bytes;
+  return isAsciiText(bytes) ? bytes : Buffer.from(bytes, "latin1").toString("utf8");
 }
 
 /** JavaScript string to a byte string (latin1 view of its UTF-8 octets). */

@@ -26,6 +26,10 @@ const COMPACT_FORMS: Record<string, string> = {
   y: "identity",
 };
 
+const COMPACT_BY_CODE: (string | undefined)[] = [];
+for (const [letter, key] of Object.entries(COMPACT_FORMS))
+  COMPACT_BY_CODE[letter.charCodeAt(0)] = key;
+
 const DISPLAY_NAMES: Record<string, string> = {
   "call-id": "Call-ID",
   cseq: "CSeq",
@@ -39,6 +43,75 @@ const DISPLAY_NAMES: Record<string, string> = {
   "p-asserted-identity": "P-Asserted-Identity",
   "p-preferred-identity": "P-Preferred-Identity",
 };
+
+/** Keys recognised in place by {@link headerKeyAt}, by length. */
+const KEYS_BY_LENGTH: string[][] = [];
+for (const key of [
+  "to",
+  "via",
+  "from",
+  "cseq",
+  "path",
+  "date",
+  "route",
+  "allow",
+  "event",
+  "accept",
+  "server",
+  "reason",
+  "call-id",
+  "contact",
+  "expires",
+  "require",
+  "subject",
+  "warning",
+  "refer-to",
+  "supported",
+  "user-agent",
+  "min-expires",
+  "retry-after",
+  "unsupported",
+  "max-forwards",
+  "content-type",
+  "record-route",
+  "authorization",
+  "proxy-require",
+  "content-length",
+  "session-expires",
+  "www-authenticate",
+  "content-encoding",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "authentication-info",
+]) {
+  (KEYS_BY_LENGTH[key.length] ??= []).push(key);
+}
+
+function equalsLowerAt(s: string, start: number, key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    let c = s.charCodeAt(start + i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== key.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * The canonical key of the header name in `s[start, end)` when it is a common one, without
+ * slicing or lower-casing it (this runs for every header line); undefined otherwise.
+ */
+export function headerKeyAt(s: string, start: number, end: number): string | undefined {
+  const length = end - start;
+  if (length === 1) {
+    let c = s.charCodeAt(start);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    return COMPACT_BY_CODE[c];
+  }
+  const candidates = KEYS_BY_LENGTH[length];
+  if (candidates === undefined) return undefined;
+  for (const key of candidates) if (equalsLowerAt(s, start, key)) return key;
+  return undefined;
+}
 
 // Names seen on the wire repeat endlessly (Via, From, …); remembering their canonical form
 // saves a lower-casing per header. Bounded so that random names cannot grow it.

@@ -52,4 +52,4 @@ export {
 } from "./auth-header.js";
 export { parseMediaType, type MediaType } from "./media-type.js";
 export { quote, unquote } from "./quoted-string.js";
-export { isIPv4, isIPv6, isIPv6Reference } from "./ip.js";
+export { isIPv4, isIPv6, isIPv6Reference } from "./host.js";

@@ -3,26 +3,29 @@ import { decodeText, encodeText } from "./chars.js";
 import { HeaderField } from "./header-field.js";
 import { headerDisplayName, headerKey } from "./header-names.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./limits.js";
-import { parseAuthHeader, type AuthHeader } from "./auth-header.js";
-import { parseMediaType, type MediaType } from "./media-type.js";
+import type { AuthHeader } from "./auth-header.js";
 import {
-  WILDCARD,
-  type NameAddr,
-  parseNameAddr,
-  parseNameAddrList,
-  readNameAddr,
-} from "./name-addr.js";
-import {
-  MAX_UINT32,
-  parseCSeq,
-  parseCallId,
-  parseSipDate,
-  parseTokenList,
-  parseUnsigned,
-  type CSeq,
-} from "./scalar-headers.js";
+  authParser,
+  callIdParser,
+  contactParser,
+  contentLengthParser,
+  cseqParser,
+  dateParser,
+  expiresParser,
+  maxForwardsParser,
+  mediaTypeParser,
+  nameAddrListParser,
+  nameAddrParser,
+  parsedField,
+  tokenListParser,
+  viaParser,
+  type FieldParser,
+} from "./field-parsers.js";
+import type { MediaType } from "./media-type.js";
+import { WILDCARD, readNameAddr, type NameAddr } from "./name-addr.js";
+import type { CSeq } from "./scalar-headers.js";
 import { parseUri, type Uri } from "./uri.js";
-import { parseViaList, readVia, type Via } from "./via.js";
+import { readVia, type Via } from "./via.js";
 
 /** Where a parsed message's bytes are; absent for messages built in code. */
 export interface WireSource {
@@ -187,7 +190,7 @@ export abstract class SipMessageBase {
 
   /** The topmost Via value. */
   get topVia(): Via | undefined {
-    const f = this.field("via");
+    const f = this.#first("via");
     return f === undefined ? undefined : this.#parse(f, viaParser)[0];
   }
 
@@ -209,24 +212,24 @@ export abstract class SipMessageBase {
 
   /** Max-Forwards (0…255), or undefined when absent. */
   get maxForwards(): number | undefined {
-    const f = this.field("max-forwards");
+    const f = this.#first("max-forwards");
     return f === undefined ? undefined : this.#parse(f, maxForwardsParser);
   }
 
   /** Content-Length as written, or undefined when absent. */
   get contentLength(): number | undefined {
-    const f = this.field("content-length");
+    const f = this.#first("content-length");
     return f === undefined ? undefined : this.#parse(f, contentLengthParser);
   }
 
   /** Expires in seconds (RFC 3261 §20.19), or undefined when absent. */
   get expires(): number | undefined {
-    const f = this.field("expires");
+    const f = this.#first("expires");
     return f === undefined ? undefined : this.#parse(f, expiresParser);
   }
 
   get contentType(): MediaType | undefined {
-    const f = this.field("content-type");
+    const f = this.#first("content-type");
     return f === undefined ? undefined : this.#parse(f, mediaTypeParser);
   }
 
@@ -299,7 +302,7 @@ export abstract class SipMessageBase {
 
   /** The Date header (RFC 3261 §20.17), or undefined when absent. */
   get date(): Date | undefined {
-    const f = this.field("date");
+    const f = this.#first("date");
     return f === undefined ? undefined : this.#parse(f, dateParser);
   }
 
@@ -325,7 +328,7 @@ export abstract class SipMessageBase {
   }
 
   #required(key: string): HeaderField {
-    const f = this.field(key);
+    const f = this.#first(key);
     if (f === undefined) {
       throw new SipParseError("SIP_ERR_MISSING_HEADER", `Missing ${headerDisplayName(key)}`, {
         status: 400,
@@ -335,29 +338,14 @@ export abstract class SipMessageBase {
     return f;
   }
 
-  #parse<T>(field: HeaderField, parser: (value: string, limits: ParseLimits) => T): T {
-    const cached = field.parsed;
-    if (cached !== undefined) {
-      if (cached instanceof SipParseError) throw cached;
-      return cached as T;
-    }
-    try {
-      const value = parser(field.value, this.limits);
-      field.parsed = value;
-      return value;
-    } catch (e) {
-      if (!(e instanceof SipParseError)) throw e;
-      const name = headerDisplayName(field.key);
-      const err = new SipParseError(
-        e.code === "SIP_ERR_URI_TOO_LONG" || e.code === "SIP_ERR_TOO_MANY_PARAMS"
-          ? e.code
-          : "SIP_ERR_HEADER_SYNTAX",
-        `Malformed ${name} header: ${e.message}`,
-        { status: 400, reason: `Malformed ${name} header`, header: field.key, cause: e },
-      );
-      field.parsed = err;
-      throw err;
-    }
+  #parse<T>(field: HeaderField, parser: FieldParser<T>): T {
+    return parsedField(field, parser, this.limits);
+  }
+
+  /** The first field with canonical key `key` (no name normalization: keys are literals). */
+  #first(key: string): HeaderField | undefined {
+    for (const f of this.fields) if (f.key === key) return f;
+    return undefined;
   }
 
   // ---- serialization ---------------------------------------------------------------------
@@ -368,6 +356,8 @@ export abstract class SipMessageBase {
   /**
    * The message as bytes. Lines that came from the wire and were not changed are copied
    * from the source as they were, so unknown headers and odd spacing survive byte for byte.
+   * A message that was not changed at all returns its received bytes without a copy: treat
+   * the result as read-only.
    */
   toBuffer(): Buffer {
     const src = this.source;
@@ -406,12 +396,16 @@ export abstract class SipMessageBase {
     }
     if (runStart >= 0) spans.push(runStart, runEnd);
 
+    // Nothing changed: the received bytes are the serialization, shared without a copy.
+    if (spans.length === 2 && !bodyCopiedFor(this.#bodyFromSource, src, body)) {
+      return bytes!.subarray(spans[0] as number, spans[1] as number);
+    }
     for (let i = 0; i < spans.length; i++) {
       const piece = spans[i]!;
       if (typeof piece === "string") size += piece.length;
       else size += (spans[++i] as number) - piece;
     }
-    const bodyCopied = !(this.#bodyFromSource && src !== undefined);
+    const bodyCopied = bodyCopiedFor(this.#bodyFromSource, src, body);
     if (bodyCopied) size += body.length;
 
     const out = Buffer.allocUnsafe(size);
@@ -445,20 +439,10 @@ export abstract class SipMessageBase {
   }
 }
 
-// Parsers for the typed accessors, hoisted so that they are not closures made per call.
-const viaParser = (v: string, l: ParseLimits) => parseViaList(v, l.maxParams);
-const nameAddrParser = (v: string, l: ParseLimits) => parseNameAddr(v, l);
-const contactParser = (v: string, l: ParseLimits) => parseNameAddrList(v, l, true);
-const nameAddrListParser = (v: string, l: ParseLimits) => parseNameAddrList(v, l);
-const callIdParser = (v: string) => parseCallId(v);
-const cseqParser = (v: string) => parseCSeq(v);
-const maxForwardsParser = (v: string) => parseUnsigned(v, 255, "Max-Forwards");
-const contentLengthParser = (v: string) => parseUnsigned(v, MAX_UINT32, "Content-Length");
-const expiresParser = (v: string) => parseUnsigned(v, MAX_UINT32, "Expires");
-const mediaTypeParser = (v: string, l: ParseLimits) => parseMediaType(v, l.maxParams);
-const tokenListParser = (v: string) => parseTokenList(v);
-const authParser = (v: string, l: ParseLimits) => parseAuthHeader(v, l.maxParams);
-const dateParser = (v: string) => parseSipDate(v);
+/** True when toBuffer must copy the body itself (it is not a span of the source). */
+function bodyCopiedFor(fromSource: boolean, src: WireSource | undefined, body: Buffer): boolean {
+  return !(fromSource && src !== undefined) && body.length > 0;
+}
 
 function fieldsFrom(headers: Iterable<readonly [string, string]> | undefined): HeaderField[] {
   const out: HeaderField[] = [];

@@ -1,7 +1,17 @@
 import { SipParseError, type SipParseErrorCode } from "../errors.js";
 import { TOKEN, allOfClass, isDigit, isWs } from "./chars.js";
 import { HeaderField } from "./header-field.js";
-import { headerDisplayName, headerKey } from "./header-names.js";
+import {
+  callIdParser,
+  contactParser,
+  contentLengthParser,
+  cseqParser,
+  maxForwardsParser,
+  nameAddrParser,
+  parsedField,
+  viaParser,
+} from "./field-parsers.js";
+import { headerDisplayName, headerKey, headerKeyAt } from "./header-names.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./limits.js";
 import { SipRequest, SipResponse, type SipMessage, type WireParts } from "./message.js";
 import { SipUri, parseUri, type Uri } from "./uri.js";
@@ -116,24 +126,27 @@ export function scanHead(bytes: Buffer, headEnd: number, limits: ParseLimits): H
     }
     let nameEnd = colon;
     while (nameEnd > lineStart && isWs(head.charCodeAt(nameEnd - 1))) nameEnd--;
-    if (!allOfClass(head, TOKEN, lineStart, nameEnd)) {
+    // A known name is a token already; only others need the check.
+    const knownKey = headerKeyAt(head, lineStart, nameEnd);
+    if (knownKey === undefined && !allOfClass(head, TOKEN, lineStart, nameEnd)) {
       throw wireError("SIP_ERR_HEADER_LINE", "Header name is not a token", errorStatus);
     }
-    let value: string;
+    const key = knownKey ?? headerKey(head.slice(lineStart, nameEnd));
     if (folded) {
-      value = head
+      const value = head
         .slice(colon + 1, lf - 1)
         .replace(/[ \t]*\r\n[ \t]+/g, " ")
         .trim();
+      fields.push(new HeaderField(undefined, key, value, lineStart, lineEnd, head, nameEnd));
     } else {
       let vStart = colon + 1;
       let vEnd = lf - 1;
       while (vStart < vEnd && isWs(head.charCodeAt(vStart))) vStart++;
       while (vEnd > vStart && isWs(head.charCodeAt(vEnd - 1))) vEnd--;
-      value = head.slice(vStart, vEnd);
+      fields.push(
+        new HeaderField(undefined, key, undefined, lineStart, lineEnd, head, nameEnd, vStart, vEnd),
+      );
     }
-    const name = head.slice(lineStart, nameEnd);
-    fields.push(new HeaderField(name, headerKey(name), value, lineStart, lineEnd));
   }
   return { request, method, uri, status, reason, fields, startLineEnd: firstLf + 1, headEnd };
 }
@@ -147,7 +160,7 @@ function readRequestLine(line: string, limits: ParseLimits): { method: string; u
   if (!allOfClass(method, TOKEN)) throw wireError("SIP_ERR_START_LINE", "Method is not a token");
   if (sp2 === sp1 + 1) throw wireError("SIP_ERR_START_LINE", "Extra space in Request-Line");
   const version = line.slice(sp2 + 1);
-  if (!/^SIP\/2\.0$/i.test(version)) {
+  if (version !== "SIP/2.0" && !/^SIP\/2\.0$/i.test(version)) {
     if (/^SIP\/\d+\.\d+$/i.test(version)) {
       throw wireError("SIP_ERR_VERSION", "Version Not Supported", 505);
     }
@@ -205,42 +218,79 @@ function readStatusLine(line: string): { status: number; reason: string } {
   return { status, reason: line.slice(sp + 5) };
 }
 
-const SINGLE_VALUED = new Set(["to", "from", "call-id", "cseq", "max-forwards", "content-length"]);
+function duplicate(key: string): SipParseError {
+  return wireError(
+    key === "content-length" ? "SIP_ERR_CONTENT_LENGTH" : "SIP_ERR_DUPLICATE_HEADER",
+    `Multiple ${headerDisplayName(key)} header fields`,
+    400,
+    key,
+  );
+}
+
+function missing(key: string): SipParseError {
+  return wireError("SIP_ERR_MISSING_HEADER", `Missing ${headerDisplayName(key)}`, 400, key);
+}
 
 /**
  * Checks what every role reads on arrival: one each of To, From, Call-ID and CSeq, at least
  * one Via; the top Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length well formed;
- * the CSeq method equal to the request method; and the Contacts of a REGISTER.
+ * the CSeq method equal to the request method; and the Contacts of a REGISTER. One pass over
+ * the fields; the parsed values are cached on them for later reads.
  */
 export function checkMandatoryHeaders(message: SipMessage): void {
-  const seen = new Set<string>();
+  let via: HeaderField | undefined;
+  let from: HeaderField | undefined;
+  let to: HeaderField | undefined;
+  let callId: HeaderField | undefined;
+  let cseq: HeaderField | undefined;
+  let maxForwards: HeaderField | undefined;
+  let contentLength: HeaderField | undefined;
   for (const f of message.fields) {
-    if (!SINGLE_VALUED.has(f.key)) continue;
-    if (seen.has(f.key)) {
-      const name = headerDisplayName(f.key);
-      throw wireError(
-        f.key === "content-length" ? "SIP_ERR_CONTENT_LENGTH" : "SIP_ERR_DUPLICATE_HEADER",
-        `Multiple ${name} header fields`,
-        400,
-        f.key,
-      );
+    switch (f.key) {
+      case "via":
+        via ??= f;
+        break;
+      case "from":
+        if (from !== undefined) throw duplicate(f.key);
+        from = f;
+        break;
+      case "to":
+        if (to !== undefined) throw duplicate(f.key);
+        to = f;
+        break;
+      case "call-id":
+        if (callId !== undefined) throw duplicate(f.key);
+        callId = f;
+        break;
+      case "cseq":
+        if (cseq !== undefined) throw duplicate(f.key);
+        cseq = f;
+        break;
+      case "max-forwards":
+        if (maxForwards !== undefined) throw duplicate(f.key);
+        maxForwards = f;
+        break;
+      case "content-length":
+        if (contentLength !== undefined) throw duplicate(f.key);
+        contentLength = f;
+        break;
     }
-    seen.add(f.key);
   }
-  for (const key of ["via", "to", "from", "call-id", "cseq"]) {
-    if (key === "via" ? message.field("via") === undefined : !seen.has(key)) {
-      throw wireError("SIP_ERR_MISSING_HEADER", `Missing ${headerDisplayName(key)}`, 400, key);
-    }
-  }
-  void message.topVia;
-  void message.from;
-  void message.to;
-  void message.callId;
-  const cseq = message.cseq;
-  void message.maxForwards;
-  void message.contentLength;
+  if (via === undefined) throw missing("via");
+  if (to === undefined) throw missing("to");
+  if (from === undefined) throw missing("from");
+  if (callId === undefined) throw missing("call-id");
+  if (cseq === undefined) throw missing("cseq");
+  const limits = message.limits;
+  parsedField(via, viaParser, limits);
+  parsedField(from, nameAddrParser, limits);
+  parsedField(to, nameAddrParser, limits);
+  parsedField(callId, callIdParser, limits);
+  const { method } = parsedField(cseq, cseqParser, limits);
+  if (maxForwards !== undefined) parsedField(maxForwards, maxForwardsParser, limits);
+  if (contentLength !== undefined) parsedField(contentLength, contentLengthParser, limits);
   if (message.type === "request") {
-    if (cseq.method !== message.method) {
+    if (method !== message.method) {
       // RFC 4475 §3.1.2.18: with an unknown method, 501 has the better future.
       throw wireError(
         "SIP_ERR_CSEQ_MISMATCH",
@@ -249,7 +299,10 @@ export function checkMandatoryHeaders(message: SipMessage): void {
         "cseq",
       );
     }
-    if (message.method === "REGISTER") void message.contactWildcard;
+    if (message.method === "REGISTER") {
+      for (const f of message.fields)
+        if (f.key === "contact") parsedField(f, contactParser, limits);
+    }
   }
 }
 
@@ -280,7 +333,26 @@ function skipLeadingCrlf(bytes: Buffer): number {
 }
 
 function isResponseStart(bytes: Buffer, at: number): boolean {
-  return bytes.length - at >= 4 && bytes.toString("latin1", at, at + 4) === "SIP/";
+  // "SIP/", compared as bytes to spare a string.
+  return (
+    bytes.length - at >= 4 &&
+    bytes[at] === 0x53 &&
+    bytes[at + 1] === 0x49 &&
+    bytes[at + 2] === 0x50 &&
+    bytes[at + 3] === 0x2f
+  );
+}
+
+/** Content-Length's digits (1*DIGIT, at most 10), or -1 when it is anything else. */
+function contentLengthOf(value: string): number {
+  if (value.length === 0 || value.length > 10) return -1;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + (c - 0x30);
+  }
+  return n;
 }
 
 /**
@@ -319,10 +391,10 @@ function parseWhole(bytes: Buffer, limits: ParseLimits): SipMessage | null {
     const bodyStart = headEnd + 2;
     const available = msgBytes.length - bodyStart;
     let bodyLength = available;
-    const clField = scan.fields.find((f) => f.key === "content-length");
-    if (clField !== undefined) {
-      const cl = /^\d{1,10}$/.test(clField.value) ? Number(clField.value) : NaN;
-      if (Number.isNaN(cl)) {
+    for (const f of scan.fields) {
+      if (f.key !== "content-length") continue;
+      const cl = contentLengthOf(f.value);
+      if (cl < 0) {
         throw wireError(
           "SIP_ERR_CONTENT_LENGTH",
           "Malformed Content-Length",
@@ -334,8 +406,10 @@ function parseWhole(bytes: Buffer, limits: ParseLimits): SipMessage | null {
         throw wireError("SIP_ERR_BODY_TRUNCATED", "Content-Length larger than the message");
       }
       bodyLength = cl;
+      break;
     }
-    const source = msgBytes.subarray(0, bodyStart + bodyLength);
+    const end = bodyStart + bodyLength;
+    const source = end === msgBytes.length ? msgBytes : msgBytes.subarray(0, end);
     return buildMessage(scan, source, source.subarray(bodyStart), limits);
   } catch (e) {
     if (response && e instanceof SipParseError && e.status !== undefined) {

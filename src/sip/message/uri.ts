@@ -1,25 +1,21 @@
 import { SipParseError } from "../errors.js";
 import {
   AMP,
-  AT,
   COLON,
   EQUAL,
   HNV,
-  HOST,
-  LBRACKET,
   PARAM,
   PASSWORD,
   QMARK,
   SEMI,
   USER,
-  allOfClassEscaped,
   escapePercent,
   isAlpha,
   isDigit,
-  skipClass,
+  skipEscaped,
   unescapePercent,
 } from "./chars.js";
-import { isIPv4, isIPv6 } from "./ip.js";
+import { skipHost } from "./host.js";
 import { Params, type Param } from "./params.js";
 
 /** Bounds a URI parse; see ParseLimits. */
@@ -199,8 +195,15 @@ export function parseUri(text: string, limits: UriLimits = NO_LIMITS): Uri {
   }
   const colon = schemeEnd(text);
   if (colon < 0) fail("URI has no scheme");
+  if (colon === 3 || colon === 4) {
+    const scheme = text.slice(0, colon).toLowerCase();
+    if (scheme === "sip" || scheme === "sips") return parseSipUri(text, scheme, colon + 1, limits);
+  }
+  return parseOtherUri(text, colon, limits);
+}
+
+function parseOtherUri(text: string, colon: number, limits: UriLimits): Uri {
   const scheme = text.slice(0, colon).toLowerCase();
-  if (scheme === "sip" || scheme === "sips") return parseSipUri(text, scheme, colon + 1, limits);
   if (scheme === "tel") return parseTelUri(text, colon + 1, limits);
   const opaque = text.slice(colon + 1);
   if (!isUricLoose(opaque)) fail("invalid character in URI");
@@ -223,7 +226,12 @@ function isUricLoose(s: string): boolean {
   return true;
 }
 
-function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits: UriLimits) {
+function parseSipUri(
+  text: string,
+  scheme: "sip" | "sips",
+  start: number,
+  limits: UriLimits,
+): SipUri {
   const end = text.length;
   let i = start;
   let user: string | undefined;
@@ -231,40 +239,38 @@ function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits
   // No part after userinfo may hold an unescaped "@", so the first one ends userinfo.
   const at = text.indexOf("@", i);
   if (at >= 0) {
-    const pwColon = text.indexOf(":", i);
-    const userEnd = pwColon >= 0 && pwColon < at ? pwColon : at;
-    if (!allOfClassEscaped(text, USER, i, userEnd)) fail("invalid user part in URI");
+    const userEnd = skipEscaped(text, i, USER, at);
+    if (userEnd <= i) fail("invalid user part in URI");
     user = text.slice(i, userEnd);
     if (userEnd < at) {
-      if (at > userEnd + 1 && !allOfClassEscaped(text, PASSWORD, userEnd + 1, at)) {
-        fail("invalid password in URI");
+      if (
+        text.charCodeAt(userEnd) !== COLON ||
+        skipEscaped(text, userEnd + 1, PASSWORD, at) !== at
+      ) {
+        fail("invalid user part in URI");
       }
       password = text.slice(userEnd + 1, at);
     }
     i = at + 1;
-    if (text.charCodeAt(i) === AT) fail("invalid host in URI");
   }
 
-  let host: string;
-  if (text.charCodeAt(i) === LBRACKET) {
-    const close = text.indexOf("]", i);
-    if (close < 0 || !isIPv6(text.slice(i + 1, close))) fail("invalid IPv6 reference in URI");
-    host = text.slice(i, close + 1);
-    i = close + 1;
-  } else {
-    const hostEnd = skipClass(text, i, HOST, end);
-    host = text.slice(i, hostEnd);
-    if (!isValidHostname(host)) fail("invalid host in URI");
-    i = hostEnd;
-  }
+  const hostEnd = skipHost(text, i, end);
+  if (hostEnd < 0) fail("invalid host in URI");
+  const host = text.slice(i, hostEnd);
+  i = hostEnd;
 
   let port: number | undefined;
   if (text.charCodeAt(i) === COLON) {
-    const portEnd = skipDigits(text, i + 1, end);
-    if (portEnd === i + 1 || portEnd - i - 1 > 5) fail("invalid port in URI");
-    port = Number(text.slice(i + 1, portEnd));
-    if (port > 65535) fail("port out of range in URI");
-    i = portEnd;
+    let value = 0;
+    let j = i + 1;
+    for (; j < end && j - i <= 5; j++) {
+      const c = text.charCodeAt(j);
+      if (c < 0x30 || c > 0x39) break;
+      value = value * 10 + (c - 0x30);
+    }
+    if (j === i + 1 || j - i > 5 || value > 65535) fail("invalid port in URI");
+    port = value;
+    i = j;
   }
 
   let params = Params.EMPTY;
@@ -272,15 +278,13 @@ function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits
     const entries: Param[] = [];
     while (text.charCodeAt(i) === SEMI) {
       const nameStart = i + 1;
-      const nameEnd = skipClass(text, nameStart, PARAM, end);
-      if (!allOfClassEscaped(text, PARAM, nameStart, nameEnd)) fail("invalid URI parameter");
+      const nameEnd = skipEscaped(text, nameStart, PARAM, end);
+      if (nameEnd <= nameStart) fail("invalid URI parameter");
       i = nameEnd;
       let value: string | null = null;
       if (text.charCodeAt(i) === EQUAL) {
-        const valueEnd = skipClass(text, i + 1, PARAM, end);
-        if (!allOfClassEscaped(text, PARAM, i + 1, valueEnd)) {
-          fail("invalid URI parameter value");
-        }
+        const valueEnd = skipEscaped(text, i + 1, PARAM, end);
+        if (valueEnd <= i + 1) fail("invalid URI parameter value");
         value = text.slice(i + 1, valueEnd);
         i = valueEnd;
       }
@@ -297,14 +301,10 @@ function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits
     headers = [];
     do {
       const nameStart = i + 1;
-      const nameEnd = skipClass(text, nameStart, HNV, end);
-      if (!allOfClassEscaped(text, HNV, nameStart, nameEnd) || text.charCodeAt(nameEnd) !== EQUAL) {
-        fail("invalid URI header");
-      }
-      const valueEnd = skipClass(text, nameEnd + 1, HNV, end);
-      if (valueEnd > nameEnd + 1 && !allOfClassEscaped(text, HNV, nameEnd + 1, valueEnd)) {
-        fail("invalid URI header value");
-      }
+      const nameEnd = skipEscaped(text, nameStart, HNV, end);
+      if (nameEnd <= nameStart || text.charCodeAt(nameEnd) !== EQUAL) fail("invalid URI header");
+      const valueEnd = skipEscaped(text, nameEnd + 1, HNV, end);
+      if (valueEnd < 0) fail("invalid URI header value");
       if (headers.length >= limits.maxParams) {
         throw new SipParseError("SIP_ERR_TOO_MANY_PARAMS", "too many URI headers");
       }
@@ -315,26 +315,6 @@ function parseSipUri(text: string, scheme: "sip" | "sips", start: number, limits
 
   if (i !== end) fail(`unexpected ${JSON.stringify(text[i])} in URI`);
   return new SipUri({ scheme, user, password, host, port, params, headers }, text);
-}
-
-function skipDigits(s: string, i: number, end: number): number {
-  while (i < end && isDigit(s.charCodeAt(i))) i++;
-  return i;
-}
-
-/**
- * hostname = *( domainlabel "." ) toplabel [ "." ], or an IPv4address. A name made of digits
- * and dots only must be a valid IPv4 address.
- */
-export function isValidHostname(host: string): boolean {
-  if (host.length === 0 || host.length > 255) return false;
-  if (/^[0-9.]+$/.test(host)) return isIPv4(host);
-  const labels = host.endsWith(".") ? host.slice(0, -1).split(".") : host.split(".");
-  for (const label of labels) {
-    if (label.length === 0 || label.length > 63) return false;
-    if (label.startsWith("-") || label.endsWith("-")) return false;
-  }
-  return true;
 }
 
 function parseTelUri(text: string, start: number, limits: UriLimits): TelUri {

@@ -2,18 +2,16 @@ import { SipParseError } from "../errors.js";
 import {
   COLON,
   COMMA,
-  HOST,
-  LBRACKET,
   SLASH,
   TOKEN,
   allOfClass,
+  equalsIgnoreCase,
   isDigit,
   skipClass,
   skipWs,
 } from "./chars.js";
-import { isIPv4, isIPv6, isIPv6Reference } from "./ip.js";
+import { isIPv4, isIPv6, isIPv6Reference, isValidHostname, skipHost } from "./host.js";
 import { Params, readHeaderParams } from "./params.js";
-import { isValidHostname } from "./uri.js";
 
 /** RFC 3261 §8.1.1.7: a branch starting with this cookie was made by an RFC 3261 element. */
 export const BRANCH_MAGIC_COOKIE = "z9hG4bK";
@@ -49,10 +47,11 @@ function expectSlash(s: string, i: number, end: number): number {
   return skipWs(s, i + 1, end);
 }
 
-function readToken(s: string, i: number, end: number, what: string): [string, number] {
+/** Index past the token at `i`; fails when there is none. */
+function tokenEnd(s: string, i: number, end: number, what: string): number {
   const e = skipClass(s, i, TOKEN, end);
   if (e === i) fail(`missing ${what}`);
-  return [s.slice(i, e), e];
+  return e;
 }
 
 /**
@@ -68,67 +67,96 @@ export function readVia(
   end: number,
   maxParams: number,
 ): { value: Via; next: number } {
-  const [protocol, protocolEnd] = readToken(s, skipWs(s, start, end), end, "protocol name");
-  const [version, versionEnd] = readToken(s, expectSlash(s, protocolEnd, end), end, "version");
-  const [transport, transportEnd] = readToken(s, expectSlash(s, versionEnd, end), end, "transport");
-  let i = skipWs(s, transportEnd, end);
+  let i = skipWs(s, start, end);
+  let protocol: string;
+  let version: string;
+  if (s.startsWith("SIP/2.0/", i)) {
+    // The form every element sends; the general branch below takes LWS around the slashes.
+    protocol = "SIP";
+    version = "2.0";
+    i += 8;
+  } else {
+    const protocolEnd = tokenEnd(s, i, end, "protocol name");
+    const versionStart = expectSlash(s, protocolEnd, end);
+    const versionEnd = tokenEnd(s, versionStart, end, "protocol version");
+    protocol = s.slice(i, protocolEnd);
+    version = s.slice(versionStart, versionEnd);
+    i = expectSlash(s, versionEnd, end);
+  }
+  const transportEnd = tokenEnd(s, i, end, "transport");
+  const transport = s.slice(i, transportEnd).toUpperCase();
+  i = skipWs(s, transportEnd, end);
   if (i === transportEnd) fail("missing whitespace before sent-by");
 
-  let host: string;
-  if (s.charCodeAt(i) === LBRACKET) {
-    const close = s.indexOf("]", i);
-    if (close < 0 || close >= end || !isIPv6(s.slice(i + 1, close))) fail("invalid IPv6 sent-by");
-    host = s.slice(i, close + 1);
-    i = close + 1;
-  } else {
-    const hostEnd = skipClass(s, i, HOST, end);
-    host = s.slice(i, hostEnd);
-    if (!isValidHostname(host)) fail("invalid sent-by host");
-    i = hostEnd;
-  }
+  const hostEnd = skipHost(s, i, end);
+  if (hostEnd < 0) fail("invalid sent-by host");
+  const host = s.slice(i, hostEnd);
+  i = hostEnd;
   let port: number | undefined;
   const beforeColon = skipWs(s, i, end);
   if (s.charCodeAt(beforeColon) === COLON) {
     const portStart = skipWs(s, beforeColon + 1, end);
     let portEnd = portStart;
-    while (portEnd < end && isDigit(s.charCodeAt(portEnd))) portEnd++;
-    if (portEnd === portStart || portEnd - portStart > 5) fail("invalid sent-by port");
-    port = Number(s.slice(portStart, portEnd));
-    if (port > 65535) fail("sent-by port out of range");
+    let value = 0;
+    while (portEnd < end && portEnd - portStart < 6 && isDigit(s.charCodeAt(portEnd))) {
+      value = value * 10 + (s.charCodeAt(portEnd) - 0x30);
+      portEnd++;
+    }
+    if (portEnd === portStart || portEnd - portStart > 5 || value > 65535) {
+      fail("invalid sent-by port");
+    }
+    port = value;
     i = portEnd;
   }
 
   const { params, next } = readHeaderParams(s, i, end, maxParams);
-  const branch = params.get("branch");
-  if (branch === null || (branch !== undefined && !allOfClass(branch, TOKEN))) {
-    fail("invalid branch");
-  }
-  const received = params.get("received");
-  if (received !== undefined && !(received !== null && isAddress(received))) {
-    fail("invalid received");
-  }
-  const rportText = params.get("rport");
-  let rport: number | null | undefined = rportText === null ? null : undefined;
-  if (typeof rportText === "string") {
-    if (!/^\d{1,5}$/.test(rportText) || Number(rportText) > 65535) fail("invalid rport");
-    rport = Number(rportText);
-  }
-  const ttlText = params.get("ttl");
+  let branch: string | undefined;
+  let received: string | undefined;
+  let rport: number | null | undefined;
+  let maddr: string | undefined;
   let ttl: number | undefined;
-  if (ttlText !== undefined) {
-    if (ttlText === null || !/^\d{1,3}$/.test(ttlText) || Number(ttlText) > 255) {
-      fail("invalid ttl");
+  // One pass over the parameters for the five that mean something.
+  for (const [name, value] of params.entries) {
+    switch (name.length) {
+      case 6:
+        if (equalsIgnoreCase(name, "branch")) {
+          if (value === null || !allOfClass(value, TOKEN)) fail("invalid branch");
+          branch ??= value;
+        }
+        break;
+      case 8:
+        if (equalsIgnoreCase(name, "received")) {
+          if (value === null || !isAddress(value)) fail("invalid received");
+          received ??= value;
+        }
+        break;
+      case 5:
+        if (equalsIgnoreCase(name, "rport")) {
+          if (value === null) rport ??= null;
+          else {
+            if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) fail("invalid rport");
+            rport ??= Number(value);
+          }
+        } else if (equalsIgnoreCase(name, "maddr")) {
+          if (value === null || !isHost(value)) fail("invalid maddr");
+          maddr ??= value;
+        }
+        break;
+      case 3:
+        if (equalsIgnoreCase(name, "ttl")) {
+          if (value === null || !/^\d{1,3}$/.test(value) || Number(value) > 255)
+            fail("invalid ttl");
+          ttl ??= Number(value);
+        }
+        break;
     }
-    ttl = Number(ttlText);
   }
-  const maddr = params.get("maddr");
-  if (maddr === null || (maddr !== undefined && !isHost(maddr))) fail("invalid maddr");
 
   return {
     value: {
       protocol,
       version,
-      transport: transport.toUpperCase(),
+      transport,
       host,
       port,
       params,

@@ -88,10 +88,10 @@ for (const key of [
 }
 
 function equalsLowerAt(s: string, start: number, key: string): boolean {
+  // "| 0x20" lower-cases ASCII letters and keeps "-" and digits; the only other octet it
+  // maps onto a key char is CR (onto "-"), and the line scanner has refused bare CRs.
   for (let i = 0; i < key.length; i++) {
-    let c = s.charCodeAt(start + i);
-    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    if (c !== key.charCodeAt(i)) return false;
+    if ((s.charCodeAt(start + i) | 0x20) !== key.charCodeAt(i)) return false;
   }
   return true;
 }

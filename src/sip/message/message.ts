@@ -53,26 +53,31 @@ const CRLF = "\r\n";
 export abstract class SipMessageBase {
   /** Header fields in order; change them with the methods below. */
   fields: HeaderField[];
-  #body: Buffer;
-  #bodyFromSource: boolean;
+  /** Undefined while the body is the rest of the source (sliced when first read). */
+  #body: Buffer | undefined;
+  /** True once setBody replaced the body received. */
+  #bodyReplaced = false;
   protected source: WireSource | undefined;
   /** Limits for headers parsed lazily. */
   readonly limits: ParseLimits;
 
   protected constructor(
     fields: HeaderField[],
-    body: Buffer,
+    body: Buffer | undefined,
     source: WireSource | undefined,
     limits: ParseLimits,
   ) {
     this.fields = fields;
     this.#body = body;
-    this.#bodyFromSource = source !== undefined;
     this.source = source;
     this.limits = limits;
   }
 
   get body(): Buffer {
+    if (this.#body === undefined) {
+      const src = this.source!;
+      this.#body = src.bytes.subarray(src.headEnd + 2);
+    }
     return this.#body;
   }
 
@@ -80,11 +85,12 @@ export abstract class SipMessageBase {
    * Replaces the body and keeps Content-Length (and, when given, Content-Type) in step.
    */
   setBody(body: Buffer | string, contentType?: string): void {
-    this.#body = typeof body === "string" ? Buffer.from(body, "utf8") : body;
-    this.#bodyFromSource = false;
+    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+    this.#body = bytes;
+    this.#bodyReplaced = true;
     if (contentType !== undefined) this.setHeader("Content-Type", contentType);
-    else if (this.#body.length === 0) this.removeHeader("content-type");
-    this.setHeader("Content-Length", String(this.#body.length));
+    else if (bytes.length === 0) this.removeHeader("content-type");
+    this.setHeader("Content-Length", String(bytes.length));
   }
 
   // ---- generic header access -------------------------------------------------------------
@@ -361,65 +367,69 @@ export abstract class SipMessageBase {
    */
   toBuffer(): Buffer {
     const src = this.source;
-    const bytes = src?.bytes;
-    // Pieces: a number pair [start, end) is a span of the source, a string is new text.
-    const spans: (string | number)[] = [];
-    let size = 0;
+    // Pieces in order: a pair of numbers is a span [start, end) of the source, a string is
+    // new text. Adjacent spans merge, so an unchanged stretch is one copy.
+    const pieces: (string | number)[] = [];
     let runStart = -1;
     let runEnd = -1;
-    const pushSpan = (start: number, end: number): void => {
-      if (runEnd === start) {
-        runEnd = end;
-        return;
-      }
-      if (runStart >= 0) spans.push(runStart, runEnd);
-      runStart = start;
-      runEnd = end;
-    };
-    const pushText = (text: string): void => {
-      if (runStart >= 0) spans.push(runStart, runEnd);
-      runStart = runEnd = -1;
-      spans.push(text);
-    };
-
-    if (src !== undefined && this.startLineFromSource()) pushSpan(0, src.startLineEnd);
-    else pushText(this.startLine() + CRLF);
+    let size = 0;
+    if (src !== undefined && this.startLineFromSource()) {
+      runStart = 0;
+      runEnd = src.startLineEnd;
+      size += runEnd;
+    } else {
+      const line = this.startLine() + CRLF;
+      pieces.push(line);
+      size += line.length;
+    }
     for (const f of this.fields) {
-      if (f.start >= 0 && src !== undefined) pushSpan(f.start, f.end);
-      else pushText(`${f.name}: ${f.value}${CRLF}`);
+      if (f.start >= 0 && src !== undefined) {
+        if (runEnd !== f.start) {
+          if (runStart >= 0) pieces.push(runStart, runEnd);
+          runStart = f.start;
+        }
+        runEnd = f.end;
+        size += f.end - f.start;
+      } else {
+        if (runStart >= 0) pieces.push(runStart, runEnd);
+        runStart = runEnd = -1;
+        const line = `${f.name}: ${f.value}${CRLF}`;
+        pieces.push(line);
+        size += line.length;
+      }
     }
-    if (src !== undefined) pushSpan(src.headEnd, src.headEnd + 2);
-    else pushText(CRLF);
-    const body = this.#body;
-    if (this.#bodyFromSource && src !== undefined && body.length > 0) {
-      pushSpan(src.headEnd + 2, src.headEnd + 2 + body.length);
+    // The empty line, and a received body, are spans of the source too.
+    let bodyToCopy: Buffer | undefined;
+    if (src !== undefined) {
+      const end = this.#bodyReplaced ? src.headEnd + 2 : src.bytes.length;
+      if (runEnd !== src.headEnd) {
+        if (runStart >= 0) pieces.push(runStart, runEnd);
+        runStart = src.headEnd;
+      }
+      runEnd = end;
+      size += end - src.headEnd;
+    } else {
+      pieces.push(CRLF);
+      size += 2;
     }
-    if (runStart >= 0) spans.push(runStart, runEnd);
+    if (runStart >= 0) pieces.push(runStart, runEnd);
+    if (src === undefined || this.#bodyReplaced) {
+      bodyToCopy = this.#body;
+      size += bodyToCopy?.length ?? 0;
+    }
 
     // Nothing changed: the received bytes are the serialization, shared without a copy.
-    if (spans.length === 2 && !bodyCopiedFor(this.#bodyFromSource, src, body)) {
-      return bytes!.subarray(spans[0] as number, spans[1] as number);
+    if (pieces.length === 2 && bodyToCopy === undefined && typeof pieces[0] === "number") {
+      return src!.bytes.subarray(pieces[0], pieces[1] as number);
     }
-    for (let i = 0; i < spans.length; i++) {
-      const piece = spans[i]!;
-      if (typeof piece === "string") size += piece.length;
-      else size += (spans[++i] as number) - piece;
-    }
-    const bodyCopied = bodyCopiedFor(this.#bodyFromSource, src, body);
-    if (bodyCopied) size += body.length;
-
     const out = Buffer.allocUnsafe(size);
     let at = 0;
-    for (let i = 0; i < spans.length; i++) {
-      const piece = spans[i]!;
-      if (typeof piece === "string") {
-        at += out.write(piece, at, "latin1");
-      } else {
-        const end = spans[++i] as number;
-        at += bytes!.copy(out, at, piece, end);
-      }
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i]!;
+      if (typeof piece === "string") at += out.write(piece, at, "latin1");
+      else at += src!.bytes.copy(out, at, piece, pieces[++i] as number);
     }
-    if (bodyCopied) body.copy(out, at);
+    if (bodyToCopy !== undefined) bodyToCopy.copy(out, at);
     return out;
   }
 
@@ -434,14 +444,9 @@ export abstract class SipMessageBase {
   protected cloneFieldsInto<T extends SipMessageBase>(copy: T): T {
     copy.fields = [...this.fields];
     copy.#body = this.#body;
-    copy.#bodyFromSource = this.#bodyFromSource;
+    copy.#bodyReplaced = this.#bodyReplaced;
     return copy;
   }
-}
-
-/** True when toBuffer must copy the body itself (it is not a span of the source). */
-function bodyCopiedFor(fromSource: boolean, src: WireSource | undefined, body: Buffer): boolean {
-  return !(fromSource && src !== undefined) && body.length > 0;
 }
 
 function fieldsFrom(headers: Iterable<readonly [string, string]> | undefined): HeaderField[] {
@@ -462,7 +467,7 @@ function bodyFrom(body: Buffer | string | undefined): Buffer {
 /** @internal What the parser hands a message constructor. */
 export interface WireParts {
   readonly fields: HeaderField[];
-  readonly body: Buffer;
+  /** The whole message; its body is what follows the empty line. */
   readonly source: WireSource;
 }
 
@@ -482,7 +487,7 @@ export class SipRequest extends SipMessageBase {
   constructor(init: SipRequestInit, limits: ParseLimits = DEFAULT_PARSE_LIMITS, wire?: WireParts) {
     super(
       wire?.fields ?? fieldsFrom(init.headers),
-      wire?.body ?? bodyFrom(init.body),
+      wire === undefined ? bodyFrom(init.body) : undefined,
       wire?.source,
       limits,
     );
@@ -534,7 +539,7 @@ export class SipResponse extends SipMessageBase {
   constructor(init: SipResponseInit, limits: ParseLimits = DEFAULT_PARSE_LIMITS, wire?: WireParts) {
     super(
       wire?.fields ?? fieldsFrom(init.headers),
-      wire?.body ?? bodyFrom(init.body),
+      wire === undefined ? bodyFrom(init.body) : undefined,
       wire?.source,
       limits,
     );

@@ -193,12 +193,19 @@ export function parseUri(text: string, limits: UriLimits = NO_LIMITS): Uri {
   if (text.length > limits.maxUriBytes) {
     throw new SipParseError("SIP_ERR_URI_TOO_LONG", `URI longer than ${limits.maxUriBytes} bytes`);
   }
+  // "sip:" and "sips:" in any case, by char codes: nearly every URI is one.
+  if (
+    (text.charCodeAt(0) | 0x20) === 0x73 &&
+    (text.charCodeAt(1) | 0x20) === 0x69 &&
+    (text.charCodeAt(2) | 0x20) === 0x70
+  ) {
+    if (text.charCodeAt(3) === COLON) return parseSipUri(text, "sip", 4, limits);
+    if ((text.charCodeAt(3) | 0x20) === 0x73 && text.charCodeAt(4) === COLON) {
+      return parseSipUri(text, "sips", 5, limits);
+    }
+  }
   const colon = schemeEnd(text);
   if (colon < 0) fail("URI has no scheme");
-  if (colon === 3 || colon === 4) {
-    const scheme = text.slice(0, colon).toLowerCase();
-    if (scheme === "sip" || scheme === "sips") return parseSipUri(text, scheme, colon + 1, limits);
-  }
   return parseOtherUri(text, colon, limits);
 }
 

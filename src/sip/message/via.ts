@@ -47,6 +47,29 @@ function expectSlash(s: string, i: number, end: number): number {
   return skipWs(s, i + 1, end);
 }
 
+/** The transport upper-cased, without a new string when it already is ("UDP"). */
+function upperCaseToken(t: string): string {
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return t.toUpperCase();
+  }
+  return t;
+}
+
+/** "SIP/2.0/" at `i`, compared char by char (cheaper than startsWith for 8 chars). */
+function isSip20Slash(s: string, i: number): boolean {
+  return (
+    s.charCodeAt(i) === 0x53 &&
+    s.charCodeAt(i + 1) === 0x49 &&
+    s.charCodeAt(i + 2) === 0x50 &&
+    s.charCodeAt(i + 3) === 0x2f &&
+    s.charCodeAt(i + 4) === 0x32 &&
+    s.charCodeAt(i + 5) === 0x2e &&
+    s.charCodeAt(i + 6) === 0x30 &&
+    s.charCodeAt(i + 7) === 0x2f
+  );
+}
+
 /** Index past the token at `i`; fails when there is none. */
 function tokenEnd(s: string, i: number, end: number, what: string): number {
   const e = skipClass(s, i, TOKEN, end);
@@ -70,7 +93,7 @@ export function readVia(
   let i = skipWs(s, start, end);
   let protocol: string;
   let version: string;
-  if (s.startsWith("SIP/2.0/", i)) {
+  if (isSip20Slash(s, i)) {
     // The form every element sends; the general branch below takes LWS around the slashes.
     protocol = "SIP";
     version = "2.0";
@@ -84,7 +107,7 @@ export function readVia(
     i = expectSlash(s, versionEnd, end);
   }
   const transportEnd = tokenEnd(s, i, end, "transport");
-  const transport = s.slice(i, transportEnd).toUpperCase();
+  const transport = upperCaseToken(s.slice(i, transportEnd));
   i = skipWs(s, transportEnd, end);
   if (i === transportEnd) fail("missing whitespace before sent-by");
 

@@ -270,12 +270,14 @@ function parseSipUri(
   if (text.charCodeAt(i) === COLON) {
     let value = 0;
     let j = i + 1;
-    for (; j < end && j - i <= 5; j++) {
+    // Up to six digits are read so that a six-digit port is seen and refused.
+    for (; j < end && j - i <= 6; j++) {
       const c = text.charCodeAt(j);
       if (c < 0x30 || c > 0x39) break;
       value = value * 10 + (c - 0x30);
     }
-    if (j === i + 1 || j - i > 5 || value > 65535) fail("invalid port in URI");
+    const digits = j - i - 1;
+    if (digits === 0 || digits > 5 || value > 65535) fail("invalid port in URI");
     port = value;
     i = j;
   }

@@ -69,17 +69,25 @@ export function skipHost(s: string, i: number, end = s.length): number {
     if (close < 0 || close >= end || !isIPv6(s.slice(i + 1, close))) return -1;
     return close + 1;
   }
+  // One pass checks both readings: hostname labels, and IPv4 octets while all are digits.
   const table = CHAR_CLASS;
   let numeric = true;
+  let labels = 1;
   let labelLength = 0;
+  let octet = 0;
+  let octetsOk = true;
   let prev = 0x2e;
   for (; i < end; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x2e) {
       if (labelLength === 0 || prev === 0x2d) return -1;
       labelLength = 0;
+      octet = 0;
+      labels++;
     } else if (c >= 0x30 && c <= 0x39) {
       if (++labelLength > 63) return -1;
+      octet = octet * 10 + (c - 0x30);
+      if (labelLength > 3 || octet > 255) octetsOk = false;
     } else if (c < 256 && (table[c]! & HOST) !== 0) {
       if (c === 0x2d && labelLength === 0) return -1;
       numeric = false;
@@ -90,28 +98,9 @@ export function skipHost(s: string, i: number, end = s.length): number {
     prev = c;
   }
   if (i === start || i - start > 255 || prev === 0x2d) return -1;
-  if (numeric && !isIPv4Text(s, start, i)) return -1;
+  // A name of digits and dots must be an IPv4address: four octets, no trailing dot.
+  if (numeric && (!octetsOk || labels !== 4 || labelLength === 0)) return -1;
   return i;
-}
-
-/** IPv4address in s[start, end): four decimal octets, each 0-255, 1-3 digits. */
-function isIPv4Text(s: string, start: number, end: number): boolean {
-  let octets = 0;
-  let digits = 0;
-  let value = 0;
-  for (let i = start; i <= end; i++) {
-    const c = i < end ? s.charCodeAt(i) : 0x2e;
-    if (c === 0x2e) {
-      if (digits === 0 || value > 255) return false;
-      octets++;
-      digits = 0;
-      value = 0;
-    } else {
-      if (++digits > 3) return false;
-      value = value * 10 + (c - 0x30);
-    }
-  }
-  return octets === 4;
 }
 
 /**

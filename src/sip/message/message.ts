@@ -30,6 +30,8 @@ import { readVia, type Via } from "./via.js";
 /** Where a parsed message's bytes are; absent for messages built in code. */
 export interface WireSource {
   readonly bytes: Buffer;
+  /** The same bytes as a latin1 string (one char per octet), at least up to `bytes.length`. */
+  readonly text: string;
   /** End of the start line, past its CRLF. */
   readonly startLineEnd: number;
   /** Offset of the empty line (CRLF) that ends the header section. */
@@ -367,70 +369,50 @@ export abstract class SipMessageBase {
    */
   toBuffer(): Buffer {
     const src = this.source;
-    // Pieces in order: a pair of numbers is a span [start, end) of the source, a string is
-    // new text. Adjacent spans merge, so an unchanged stretch is one copy.
-    const pieces: (string | number)[] = [];
-    let runStart = -1;
-    let runEnd = -1;
-    let size = 0;
-    if (src !== undefined && this.startLineFromSource()) {
-      runStart = 0;
-      runEnd = src.startLineEnd;
-      size += runEnd;
-    } else {
-      const line = this.startLine() + CRLF;
-      pieces.push(line);
-      size += line.length;
+    if (src === undefined) {
+      let head = this.startLine() + CRLF;
+      for (const f of this.fields) head += `${f.name}: ${f.value}${CRLF}`;
+      head += CRLF;
+      const body = this.#body!;
+      const headBytes = Buffer.from(head, "latin1");
+      return body.length === 0 ? headBytes : Buffer.concat([headBytes, body]);
     }
+    // Untouched stretches of the source are runs [runStart, runEnd) that grow while lines
+    // stay adjacent; each run is sliced from the source text once. Building a string and
+    // encoding it once beats many small copies into a Buffer.
+    const text = src.text;
+    let out = "";
+    let runStart = 0;
+    let runEnd = 0;
+    if (this.startLineFromSource()) runEnd = src.startLineEnd;
+    else out = this.startLine() + CRLF;
     for (const f of this.fields) {
-      if (f.start >= 0 && src !== undefined) {
+      if (f.start >= 0) {
         if (runEnd !== f.start) {
-          if (runStart >= 0) pieces.push(runStart, runEnd);
+          if (runEnd > runStart) out += text.slice(runStart, runEnd);
           runStart = f.start;
         }
         runEnd = f.end;
-        size += f.end - f.start;
       } else {
-        if (runStart >= 0) pieces.push(runStart, runEnd);
-        runStart = runEnd = -1;
-        const line = `${f.name}: ${f.value}${CRLF}`;
-        pieces.push(line);
-        size += line.length;
+        if (runEnd > runStart) out += text.slice(runStart, runEnd);
+        runStart = runEnd = 0;
+        out += `${f.name}: ${f.value}${CRLF}`;
       }
     }
     // The empty line, and a received body, are spans of the source too.
-    let bodyToCopy: Buffer | undefined;
-    if (src !== undefined) {
-      const end = this.#bodyReplaced ? src.headEnd + 2 : src.bytes.length;
-      if (runEnd !== src.headEnd) {
-        if (runStart >= 0) pieces.push(runStart, runEnd);
-        runStart = src.headEnd;
-      }
-      runEnd = end;
-      size += end - src.headEnd;
-    } else {
-      pieces.push(CRLF);
-      size += 2;
+    const end = this.#bodyReplaced ? src.headEnd + 2 : src.bytes.length;
+    if (runEnd !== src.headEnd) {
+      if (runEnd > runStart) out += text.slice(runStart, runEnd);
+      runStart = src.headEnd;
     }
-    if (runStart >= 0) pieces.push(runStart, runEnd);
-    if (src === undefined || this.#bodyReplaced) {
-      bodyToCopy = this.#body;
-      size += bodyToCopy?.length ?? 0;
-    }
-
     // Nothing changed: the received bytes are the serialization, shared without a copy.
-    if (pieces.length === 2 && bodyToCopy === undefined && typeof pieces[0] === "number") {
-      return src!.bytes.subarray(pieces[0], pieces[1] as number);
+    if (out.length === 0 && runStart === 0 && !this.#bodyReplaced) {
+      return end === src.bytes.length ? src.bytes : src.bytes.subarray(0, end);
     }
-    const out = Buffer.allocUnsafe(size);
-    let at = 0;
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i]!;
-      if (typeof piece === "string") at += out.write(piece, at, "latin1");
-      else at += src!.bytes.copy(out, at, piece, pieces[++i] as number);
-    }
-    if (bodyToCopy !== undefined) bodyToCopy.copy(out, at);
-    return out;
+    out += text.slice(runStart, end);
+    const headBytes = Buffer.from(out, "latin1");
+    const body = this.#bodyReplaced ? this.#body! : undefined;
+    return body === undefined || body.length === 0 ? headBytes : Buffer.concat([headBytes, body]);
   }
 
   /** True while the start line is the one received. */

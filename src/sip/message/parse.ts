@@ -310,10 +310,15 @@ export function checkMandatoryHeaders(message: SipMessage): void {
 }
 
 /** Builds the message from a scanned head and its body, then checks it. */
-function buildMessage(scan: HeadScan, bytes: Buffer, limits: ParseLimits): SipMessage {
+function buildMessage(
+  scan: HeadScan,
+  bytes: Buffer,
+  text: string,
+  limits: ParseLimits,
+): SipMessage {
   const wire: WireParts = {
     fields: scan.fields,
-    source: { bytes, startLineEnd: scan.startLineEnd, headEnd: scan.headEnd },
+    source: { bytes, text, startLineEnd: scan.startLineEnd, headEnd: scan.headEnd },
   };
   const message = scan.request
     ? new SipRequest({ method: scan.method, uri: scan.uri! }, limits, wire)
@@ -412,7 +417,7 @@ function parseWhole(bytes: Buffer, limits: ParseLimits): SipMessage | null {
     }
     const end = bodyStart + bodyLength;
     const source = end === msgBytes.length ? msgBytes : msgBytes.subarray(0, end);
-    return buildMessage(scan, source, limits);
+    return buildMessage(scan, source, text, limits);
   } catch (e) {
     if (response && e instanceof SipParseError && e.status !== undefined) {
       throw e.withoutResponse();
@@ -445,7 +450,7 @@ export function finishFramedMessage(
   limits: ParseLimits,
 ): SipMessage {
   try {
-    return buildMessage(scan, bytes, limits);
+    return buildMessage(scan, bytes, bytes.toString("latin1"), limits);
   } catch (e) {
     if (!scan.request && e instanceof SipParseError && e.status !== undefined) {
       throw e.withoutResponse();

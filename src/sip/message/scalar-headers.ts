@@ -13,14 +13,27 @@ export const MAX_UINT32 = 4_294_967_295;
  * `max`. Long strings of digits are refused before they are converted.
  */
 export function parseUnsigned(s: string, max: number, what: string): number {
-  if (s.length === 0) fail(`${what} is empty`);
-  let i = 0;
-  while (i < s.length - 1 && s.charCodeAt(i) === 0x30) i++;
-  if (s.length - i > 10) fail(`${what} out of range`);
-  for (let j = i; j < s.length; j++) if (!isDigit(s.charCodeAt(j))) fail(`${what} is not a number`);
-  const n = Number(s.slice(i));
-  if (n > max) fail(`${what} out of range`);
+  const n = readUnsigned(s, 0, s.length);
+  if (n === -1) fail(`${what} is not a number`);
+  if (n === -2 || n > max) fail(`${what} out of range`);
   return n;
+}
+
+/**
+ * The decimal in s[start, end): -1 when it is not 1*DIGIT, -2 when it has more than ten
+ * significant digits (so never more than 2**34 is computed).
+ */
+function readUnsigned(s: string, start: number, end: number): number {
+  if (end <= start) return -1;
+  let n = 0;
+  let significant = 0;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    if (n > 0 || c !== 0x30) significant++;
+    n = n * 10 + (c - 0x30);
+  }
+  return significant > 10 ? -2 : n;
 }
 
 export interface CSeq {
@@ -31,20 +44,15 @@ export interface CSeq {
 
 /** CSeq = 1*DIGIT LWS Method (RFC 3261 §20.16); the number must fit 32 bits. */
 export function parseCSeq(s: string): CSeq {
-  const digitsEnd = skipDigits(s, 0);
+  let digitsEnd = 0;
+  while (digitsEnd < s.length && isDigit(s.charCodeAt(digitsEnd))) digitsEnd++;
   if (digitsEnd === 0) fail("CSeq has no number");
   const methodStart = skipWs(s, digitsEnd);
   if (methodStart === digitsEnd) fail("CSeq needs whitespace before the method");
   if (!allOfClass(s, TOKEN, methodStart)) fail("CSeq method is not a token");
-  return {
-    seq: parseUnsigned(s.slice(0, digitsEnd), MAX_UINT32, "CSeq number"),
-    method: s.slice(methodStart),
-  };
-}
-
-function skipDigits(s: string, i: number): number {
-  while (i < s.length && isDigit(s.charCodeAt(i))) i++;
-  return i;
+  const seq = readUnsigned(s, 0, digitsEnd);
+  if (seq < 0 || seq > MAX_UINT32) fail("CSeq number out of range");
+  return { seq, method: s.slice(methodStart) };
 }
 
 /** callid = word [ "@" word ] (RFC 3261 §25.1) */

@@ -15,6 +15,7 @@ import {
 import { fixturePath } from "../../helpers/paths.js";
 import { mutate, mutation, nameAddrText, requestMessage, sipUriText } from "./arbitraries.js";
 import { parseNameAddr, parseUri } from "../../../src/sip/index.js";
+import { isValidHostname } from "../../../src/sip/message/host.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const LIMITS = { maxUriBytes: 2048, maxParams: 64 };
@@ -61,6 +62,33 @@ describe("codec properties (fast-check)", { concurrency: false }, () => {
         assert.equal(again.params.toString(), na.params.toString());
       }),
       { numRuns: 2000, seed: SEED },
+    );
+  });
+
+  test("host validation agrees with a plain reading of the grammar", () => {
+    const reference = (h: string): boolean => {
+      if (h.length === 0 || h.length > 255) return false;
+      if (/^[0-9.]+$/.test(h)) {
+        // RFC 3261: IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT (≤ 255)
+        const octets = h.split(".");
+        return octets.length === 4 && octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255);
+      }
+      const labels = (h.endsWith(".") ? h.slice(0, -1) : h).split(".");
+      return labels.every(
+        (l) =>
+          l.length >= 1 &&
+          l.length <= 63 &&
+          /^[A-Za-z0-9_-]+$/.test(l) &&
+          !l.startsWith("-") &&
+          !l.endsWith("-"),
+      );
+    };
+    const hostChars = fc.constantFrom(..."0123456789.-_aZ".split(""));
+    fc.assert(
+      fc.property(fc.string({ unit: hostChars, maxLength: 20 }), (h) => {
+        assert.equal(isValidHostname(h), reference(h), JSON.stringify(h));
+      }),
+      { numRuns: 20000, seed: SEED },
     );
   });
 

@@ -46,6 +46,16 @@ describe("SIP URIs (RFC 3261 §19.1)", () => {
     assert.equal(uri.hostname, "biloxi.example.com");
   });
 
+  test("digit-only labels are fine in a hostname; only all-digit names must be IPv4", () => {
+    assert.equal(sip("sip:a@1234.example.com").host, "1234.example.com");
+    assert.equal(sip("sip:a@300.example.com").host, "300.example.com");
+    assert.equal(sip("sip:a@255.255.255.255").host, "255.255.255.255");
+    refused("sip:a@300.1.1.1");
+    refused("sip:a@1.1.1.1.");
+    refused("sip:a@1.1.1.1.1");
+    refused("sip:a@01234.1.1.1");
+  });
+
   test("a URI without a user part", () => {
     const uri = sip("sip:127.0.0.11:5060;lr");
     assert.equal(uri.user, undefined);

@@ -5,7 +5,9 @@ export default async function* countReporter(source) {
   for await (const event of source) {
     if (event.type !== "test:pass" && event.type !== "test:fail") continue;
     const data = event.data;
-    if (data.details?.type === "suite") continue;
+    // Each file runs in its own process and is reported as a test at nesting 0 that holds
+    // the file's tests; suites (describe) are containers too. Neither is a test.
+    if (data.details?.type === "suite" || data.nesting === 0) continue;
     const file = data.file ?? "(unknown)";
     const counts = (files[file] ??= { tests: 0, passed: 0, failed: 0, skipped: 0, todo: 0 });
     counts.tests++;

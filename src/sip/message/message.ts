@@ -63,15 +63,14 @@ export abstract class SipMessageBase {
   /** Limits for headers parsed lazily. */
   readonly limits: ParseLimits;
 
-  protected constructor(
-    fields: HeaderField[],
-    body: Buffer | undefined,
-    source: WireSource | undefined,
-    limits: ParseLimits,
-  ) {
-    this.fields = fields;
-    this.#body = body;
-    this.source = source;
+  /** False once the start line was changed (a new Request-URI); it is then rebuilt. */
+  protected startLineFromSource: boolean;
+
+  protected constructor(init: SipMessageInit, limits: ParseLimits, wire: WireParts | undefined) {
+    this.fields = wire?.fields ?? fieldsFrom(init.headers);
+    this.#body = wire === undefined ? bodyFrom(init.body) : undefined;
+    this.source = wire?.source;
+    this.startLineFromSource = wire !== undefined;
     this.limits = limits;
   }
 
@@ -384,7 +383,7 @@ export abstract class SipMessageBase {
     let out = "";
     let runStart = 0;
     let runEnd = 0;
-    if (this.startLineFromSource()) runEnd = src.startLineEnd;
+    if (this.startLineFromSource) runEnd = src.startLineEnd;
     else out = this.startLine() + CRLF;
     for (const f of this.fields) {
       if (f.start >= 0) {
@@ -415,16 +414,16 @@ export abstract class SipMessageBase {
     return body === undefined || body.length === 0 ? headBytes : Buffer.concat([headBytes, body]);
   }
 
-  /** True while the start line is the one received. */
-  protected abstract startLineFromSource(): boolean;
-
   /** The message as text, for logs and tests (UTF-8). */
   toString(): string {
     return this.toBuffer().toString("utf8");
   }
 
-  protected cloneFieldsInto<T extends SipMessageBase>(copy: T): T {
+  /** Makes `copy` (a fresh message of the same kind) share this one's source and lines. */
+  protected cloneInto<T extends SipMessageBase>(copy: T): T {
     copy.fields = [...this.fields];
+    copy.source = this.source;
+    copy.startLineFromSource = this.startLineFromSource;
     copy.#body = this.#body;
     copy.#bodyReplaced = this.#bodyReplaced;
     return copy;
@@ -464,18 +463,11 @@ export class SipRequest extends SipMessageBase {
   /** Case-sensitive method name: "INVITE", "REGISTER", or an extension. */
   readonly method: string;
   #uri: Uri;
-  #startLineFromSource: boolean;
 
   constructor(init: SipRequestInit, limits: ParseLimits = DEFAULT_PARSE_LIMITS, wire?: WireParts) {
-    super(
-      wire?.fields ?? fieldsFrom(init.headers),
-      wire === undefined ? bodyFrom(init.body) : undefined,
-      wire?.source,
-      limits,
-    );
+    super(init, limits, wire);
     this.method = init.method;
     this.#uri = typeof init.uri === "string" ? parseUri(encodeText(init.uri), limits) : init.uri;
-    this.#startLineFromSource = wire !== undefined;
   }
 
   /** The Request-URI. Setting it rewrites the Request-Line (RFC 3261 §16.6 step 6). */
@@ -485,23 +477,16 @@ export class SipRequest extends SipMessageBase {
 
   set uri(uri: Uri) {
     this.#uri = uri;
-    this.#startLineFromSource = false;
+    this.startLineFromSource = false;
   }
 
   protected startLine(): string {
     return `${this.method} ${this.#uri.toString()} SIP/2.0`;
   }
 
-  protected startLineFromSource(): boolean {
-    return this.#startLineFromSource;
-  }
-
   /** A copy that can be edited without touching this one (for forking). */
   clone(): SipRequest {
-    const copy = new SipRequest({ method: this.method, uri: this.#uri }, this.limits);
-    copy.source = this.source;
-    copy.#startLineFromSource = this.#startLineFromSource;
-    return this.cloneFieldsInto(copy);
+    return this.cloneInto(new SipRequest({ method: this.method, uri: this.#uri }, this.limits));
   }
 }
 
@@ -516,15 +501,9 @@ export class SipResponse extends SipMessageBase {
   readonly type = "response" as const;
   readonly status: number;
   #reason: string;
-  #startLineFromSource: boolean;
 
   constructor(init: SipResponseInit, limits: ParseLimits = DEFAULT_PARSE_LIMITS, wire?: WireParts) {
-    super(
-      wire?.fields ?? fieldsFrom(init.headers),
-      wire === undefined ? bodyFrom(init.body) : undefined,
-      wire?.source,
-      limits,
-    );
+    super(init, limits, wire);
     if (!Number.isInteger(init.status) || init.status < 100 || init.status > 699) {
       throw new RangeError(`status must be 100-699, got ${init.status}`);
     }
@@ -532,7 +511,6 @@ export class SipResponse extends SipMessageBase {
     // From the wire the reason is already a byte string.
     const reason = init.reason ?? reasonPhrase(init.status);
     this.#reason = wire === undefined ? encodeText(reason) : reason;
-    this.#startLineFromSource = wire !== undefined;
   }
 
   /** The reason phrase as text (UTF-8 decoded). */
@@ -544,16 +522,10 @@ export class SipResponse extends SipMessageBase {
     return `SIP/2.0 ${this.status} ${this.#reason}`;
   }
 
-  protected startLineFromSource(): boolean {
-    return this.#startLineFromSource;
-  }
-
   clone(): SipResponse {
     const copy = new SipResponse({ status: this.status }, this.limits);
     copy.#reason = this.#reason;
-    copy.source = this.source;
-    copy.#startLineFromSource = this.#startLineFromSource;
-    return this.cloneFieldsInto(copy);
+    return this.cloneInto(copy);
   }
 }
 

@@ -57,14 +57,11 @@ export const SEMI = 0x3b;
 export const COMMA = 0x2c;
 export const EQUAL = 0x3d;
 export const LAQUOT = 0x3c;
-export const RAQUOT = 0x3e;
 export const PERCENT = 0x25;
 export const SLASH = 0x2f;
-export const AT = 0x40;
 export const QMARK = 0x3f;
 export const AMP = 0x26;
 export const LBRACKET = 0x5b;
-export const RBRACKET = 0x5d;
 
 export function isWs(c: number): boolean {
   return c === SP || c === HTAB;
@@ -105,47 +102,6 @@ export function skipClass(s: string, i: number, flag: number, end = s.length): n
 /** True when every char of s[start, end) is of class `flag` (and there is at least one). */
 export function allOfClass(s: string, flag: number, start = 0, end = s.length): boolean {
   return end > start && skipClass(s, start, flag, end) === end;
-}
-
-/**
- * Like {@link allOfClass} for the URI classes that admit `escaped` (`%` HEXDIG HEXDIG): every
- * "%" must start a valid escape.
- */
-export function allOfClassEscaped(s: string, flag: number, start = 0, end = s.length): boolean {
-  if (end <= start) return false;
-  for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 256 || (CHAR_CLASS[c]! & flag) === 0) return false;
-    if (c === PERCENT) {
-      if (i + 2 >= end) return false;
-      if (!isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
-      i += 2;
-    }
-  }
-  return true;
-}
-
-/**
- * Index past the run of class-`flag` chars at `i`, where every "%" must start an escape
- * (`%` HEXDIG HEXDIG); -1 when one does not. One pass: the URI readers call it per part.
- */
-export function skipEscaped(s: string, i: number, flag: number, end = s.length): number {
-  const table = CHAR_CLASS;
-  while (i < end) {
-    const c = s.charCodeAt(i);
-    if (c >= 256 || (table[c]! & flag) === 0) break;
-    if (c === PERCENT) {
-      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return -1;
-      i += 3;
-    } else {
-      i++;
-    }
-  }
-  return i;
-}
-
-export function isToken(s: string): boolean {
-  return allOfClass(s, TOKEN);
 }
 
 /** Decodes `%XX` escapes (RFC 3261 §19.1.2); the result is still a byte string. */

@@ -104,6 +104,25 @@ export function allOfClass(s: string, flag: number, start = 0, end = s.length): 
   return end > start && skipClass(s, start, flag, end) === end;
 }
 
+/**
+ * Index past the run of class-`flag` chars at `i`, where every "%" must start an escape
+ * (`%` HEXDIG HEXDIG); -1 when one does not. One pass: the URI readers call it per part.
+ */
+export function skipEscaped(s: string, i: number, flag: number, end = s.length): number {
+  const table = CHAR_CLASS;
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c >= 256 || (table[c]! & flag) === 0) break;
+    if (c === PERCENT) {
+      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return -1;
+      i += 3;
+    } else {
+      i++;
+    }
+  }
+  return i;
+}
+
 /** Decodes `%XX` escapes (RFC 3261 §19.1.2); the result is still a byte string. */
 export function unescapePercent(s: string): string {
   if (s.indexOf("%") < 0) return s;

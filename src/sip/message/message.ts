@@ -45,6 +45,7 @@ export interface SipMessageInit {
 }
 
 const EMPTY_BODY = Buffer.alloc(0);
+const VALUE_LIST_KEYS = new Set(["via", "route", "record-route", "path", "contact"]);
 const CRLF = "\r\n";
 
 /**
@@ -162,10 +163,13 @@ export abstract class SipMessageBase {
 
   /**
    * Removes the first value of a list header: the topmost Via (RFC 3261 §16.7 step 3) or
-   * Route (§16.4). A field holding several comma-separated values keeps the others.
+   * Route (§16.4); also Record-Route, Path and Contact. A field holding several
+   * comma-separated values keeps the others. Throws SipParseError when that value is
+   * malformed.
    */
   removeFirstValue(name: string): void {
     const key = headerKey(name);
+    if (!VALUE_LIST_KEYS.has(key)) throw new Error(`removeFirstValue does not handle ${name}`);
     const at = this.fields.findIndex((f) => f.key === key);
     if (at < 0) return;
     const field = this.fields[at]!;

@@ -168,8 +168,21 @@ export abstract class SipMessageBase {
    * malformed.
    */
   removeFirstValue(name: string): void {
+    this.#editFirstValue(name, undefined);
+  }
+
+  /**
+   * Replaces the first value of a list header (same ones as removeFirstValue) with `value`,
+   * keeping the field's other values: how the transport stamps `received` and `rport` into
+   * the top Via (RFC 3261 §18.2.1, RFC 3581 §4).
+   */
+  replaceFirstValue(name: string, value: string): void {
+    this.#editFirstValue(name, encodeText(value));
+  }
+
+  #editFirstValue(name: string, replacement: string | undefined): void {
     const key = headerKey(name);
-    if (!VALUE_LIST_KEYS.has(key)) throw new Error(`removeFirstValue does not handle ${name}`);
+    if (!VALUE_LIST_KEYS.has(key)) throw new Error(`list edits do not handle ${name}`);
     const at = this.fields.findIndex((f) => f.key === key);
     if (at < 0) return;
     const field = this.fields[at]!;
@@ -178,12 +191,15 @@ export abstract class SipMessageBase {
       key === "via"
         ? readVia(s, 0, s.length, this.limits.maxParams).next
         : readNameAddr(s, 0, s.length, this.limits).next;
-    if (next >= s.length) {
-      this.fields.splice(at, 1);
-    } else {
-      const rest = s.slice(next + 1).trim();
-      this.fields[at] = new HeaderField(field.name, key, rest);
-    }
+    const rest = next >= s.length ? undefined : s.slice(next + 1).trim();
+    const value =
+      replacement === undefined
+        ? rest
+        : rest === undefined
+          ? replacement
+          : `${replacement}, ${rest}`;
+    if (value === undefined) this.fields.splice(at, 1);
+    else this.fields[at] = new HeaderField(field.name, key, value);
   }
 
   #nameFor(name: string, key: string): string {

@@ -1,0 +1,795 @@
+import { createSocket, type Socket as DgramSocket } from "node:dgram";
+import { EventEmitter } from "node:events";
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import {
+  connect as netConnect,
+  createServer as createNetServer,
+  isIP,
+  type Server as NetServer,
+  type Socket as NetSocket,
+} from "node:net";
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  type Server as TlsServer,
+} from "node:tls";
+import { WebSocket, WebSocketServer } from "ws";
+import { systemClock, type Clock, type ClockTimer } from "../clock.js";
+import { SipParseError } from "../errors.js";
+import { silentLogger, type Logger } from "../logger.js";
+import {
+  StreamFramer,
+  buildParseErrorResponse,
+  formatVia,
+  parseDatagram,
+  parseWebSocketMessage,
+  type ParseLimits,
+  type SipMessage,
+  type SipResponse,
+} from "../message/index.js";
+import { DestinationPolicy } from "./destination-policy.js";
+import { StreamFlow, UdpFlow, WsFlow, parseUdpFlowId, plainAddress, type Flow } from "./flows.js";
+import {
+  parseTransportOptions,
+  type ListenerOptions,
+  type TransportOptions,
+  type TransportOptionsInput,
+} from "./transport-options.js";
+import {
+  TransportError,
+  defaultPort,
+  viaTransport,
+  type Endpoint,
+  type FlowInfo,
+  type InboundMessage,
+  type Protocol,
+  type SendTarget,
+} from "./types.js";
+
+/** A listener as bound: the actual port when 0 was asked for. */
+export interface BoundListener {
+  readonly protocol: Protocol;
+  readonly address: string;
+  readonly port: number;
+  /** Host for Via sent-by and Contact. */
+  readonly advertise: string;
+}
+
+/** Counters of what crossed the transport layer. */
+export interface TransportStats {
+  received: number;
+  sent: number;
+  parseErrors: number;
+  refusedDestinations: number;
+  sendErrors: number;
+  connectionsAccepted: number;
+  connectionsRefused: number;
+}
+
+export interface TransportEvents {
+  /** A request or response arrived (requests carry `received`/`rport` already). */
+  message: [InboundMessage];
+  /** A connection closed (TCP, TLS, WebSocket); RFC 5626 flows end here. */
+  flowClosed: [FlowInfo];
+  /** A single CRLF arrived on a connection (RFC 5626 pong). */
+  pong: [FlowInfo];
+}
+
+export interface TransportDeps {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface SendOptions {
+  /**
+   * Push our own Via with this branch before sending (RFC 3261 §18.1.1: the transport
+   * writes sent-by, the address of the listener that sends).
+   */
+  readonly viaBranch?: string;
+}
+
+/** What a send put on the wire, for retransmission by the transaction layer. */
+export interface SentMessage {
+  readonly flow: FlowInfo;
+  readonly bytes: Buffer;
+}
+
+const CRLF = Buffer.from("\r\n", "latin1");
+/** The largest UDP payload over IPv4 (65,535 minus IP and UDP headers). */
+const MAX_DATAGRAM = 65_507;
+
+interface UdpListener {
+  kind: "udp";
+  spec: BoundListener;
+  socket: DgramSocket;
+}
+interface StreamListener {
+  kind: "stream";
+  spec: BoundListener;
+  server: NetServer | TlsServer;
+  options: ListenerOptions;
+}
+interface WsListener {
+  kind: "ws";
+  spec: BoundListener;
+  http: HttpServer;
+  wss: WebSocketServer;
+  options: ListenerOptions;
+}
+type Listener = UdpListener | StreamListener | WsListener;
+
+/**
+ * The SIP transport layer (RFC 3261 §18, RFC 3581, RFC 5626 keep-alives, RFC 7118): UDP,
+ * TCP, TLS, WS and WSS listeners behind one interface. It frames and parses what arrives,
+ * answers what does not parse (400, or drops it), stamps `received` and `rport` into requests,
+ * routes responses back per §18.2.2, reuses connections, closes idle ones, caps connections
+ * per source, and checks every destination against `allowedDestinations`.
+ */
+export class TransportLayer extends EventEmitter<TransportEvents> {
+  readonly options: Readonly<TransportOptions>;
+  readonly stats: TransportStats = {
+    received: 0,
+    sent: 0,
+    parseErrors: 0,
+    refusedDestinations: 0,
+    sendErrors: 0,
+    connectionsAccepted: 0,
+    connectionsRefused: 0,
+  };
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #policy: DestinationPolicy;
+  readonly #limits: ParseLimits;
+  #listeners: Listener[] = [];
+  /** Connection flows by id. */
+  readonly #flows = new Map<string, Flow>();
+  /** Connection flows by peer, for reuse: "protocol|address|port". */
+  readonly #byPeer = new Map<string, string>();
+  readonly #connecting = new Map<string, Promise<Flow>>();
+  readonly #perSource = new Map<string, number>();
+  #sweep: ClockTimer | undefined;
+  #state: "new" | "started" | "stopped" = "new";
+
+  constructor(options: TransportOptionsInput, deps: TransportDeps = {}) {
+    super();
+    this.options = parseTransportOptions(options);
+    this.#clock = deps.clock ?? systemClock;
+    this.#log = (deps.logger ?? silentLogger).child({ component: "transport" });
+    this.#policy = new DestinationPolicy(this.options.allowedDestinations);
+    this.#limits = this.options.limits as ParseLimits;
+  }
+
+  /** The listeners as bound (after start). */
+  get boundListeners(): readonly BoundListener[] {
+    return this.#listeners.map((l) => l.spec);
+  }
+
+  /** Open connection flows. */
+  get flows(): readonly FlowInfo[] {
+    return [...this.#flows.values()].map((f) => f.info);
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new Error("TransportLayer.start() called twice");
+    this.#state = "started";
+    try {
+      for (const spec of this.options.listen) this.#listeners.push(await this.#listen(spec));
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.#scheduleSweep();
+    this.#log.info({ listeners: this.boundListeners }, "transport started");
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === "stopped") return;
+    this.#state = "stopped";
+    if (this.#sweep !== undefined) this.#clock.clearTimeout(this.#sweep);
+    this.#sweep = undefined;
+    for (const flow of this.#flows.values()) flow.close();
+    const closing: Promise<void>[] = [];
+    for (const l of this.#listeners) {
+      if (l.kind === "udp") {
+        closing.push(new Promise((resolve) => l.socket.close(() => resolve())));
+      } else if (l.kind === "stream") {
+        closing.push(new Promise((resolve) => l.server.close(() => resolve())));
+      } else {
+        for (const client of l.wss.clients) client.terminate();
+        closing.push(new Promise((resolve) => l.wss.close(() => resolve())));
+        closing.push(new Promise((resolve) => l.http.close(() => resolve())));
+        l.http.closeAllConnections();
+      }
+    }
+    await Promise.all(closing);
+    await Promise.allSettled(this.#connecting.values());
+    for (const flow of this.#flows.values()) flow.close();
+    this.#listeners = [];
+    this.#log.info("transport stopped");
+  }
+
+  /**
+   * Re-reads the certificate and key files of every TLS and WSS listener (operators rotate
+   * certificates; the CLI calls this on SIGHUP). New connections use the new credentials.
+   */
+  async reloadTlsCredentials(): Promise<void> {
+    for (const l of this.#listeners) {
+      if (l.kind === "udp" || l.options.tls === undefined) continue;
+      const credentials = await this.#readCredentials(l.options);
+      if (l.kind === "stream") (l.server as TlsServer).setSecureContext(credentials);
+      else (l.http as unknown as TlsServer).setSecureContext(credentials);
+    }
+    this.#log.info("TLS credentials reloaded");
+  }
+
+  /** The listener that sends for `protocol` (the first of that protocol, by family). */
+  listenerFor(protocol: Protocol, family?: 4 | 6): BoundListener | undefined {
+    return this.#listenerFor(protocol, family)?.spec;
+  }
+
+  /**
+   * Sends a request (or a response on a path the caller chose) to `target`, reusing a
+   * connection to that peer or opening one. Rejects with TransportError: destination not
+   * allowed, no listener for the protocol, connection failed.
+   */
+  async send(
+    message: SipMessage,
+    target: SendTarget,
+    options: SendOptions = {},
+  ): Promise<SentMessage> {
+    this.#assertStarted();
+    const flow = await this.#flowTo(target);
+    if (options.viaBranch !== undefined) {
+      message.prependHeader("Via", this.#ourVia(flow.info, options.viaBranch));
+    }
+    return this.#write(message, flow);
+  }
+
+  /** Sends bytes again on a flow a message went out on (retransmissions, RFC 3261 §17). */
+  resend(bytes: Buffer, flow: FlowInfo): void {
+    const f = this.#existingFlow(flow.id);
+    if (f === undefined) throw new TransportError(`flow ${flow.id} is closed`, "FLOW_CLOSED");
+    this.#writeBytes(bytes, f);
+  }
+
+  /**
+   * Sends a response where RFC 3261 §18.2.2 says, for a request that came on `requestFlow`:
+   * back on its connection when reliable (or a new one to received/sent-by); for UDP from
+   * the same socket to maddr, or received and rport, or sent-by.
+   */
+  async sendResponse(response: SipResponse, requestFlow: FlowInfo): Promise<SentMessage> {
+    this.#assertStarted();
+    const via = response.topVia;
+    if (via === undefined) throw new TransportError("response without Via", "SEND_FAILED");
+    if (requestFlow.reliable) {
+      const open = this.#flows.get(requestFlow.id);
+      if (open !== undefined) return this.#write(response, open);
+      // "If the connection is no longer open, the server SHOULD open a connection to the IP
+      // address in the received parameter, if present, using the port in the sent-by value."
+      const address = via.received ?? hostAddress(via.host);
+      const port = via.port ?? defaultPort(requestFlow.protocol);
+      const flow = await this.#flowTo({ protocol: requestFlow.protocol, address, port });
+      return this.#write(response, flow);
+    }
+    let address: string;
+    let port: number;
+    if (via.maddr !== undefined) {
+      address = hostAddress(via.maddr);
+      port = via.port ?? 5060;
+    } else if (via.received !== undefined) {
+      address = hostAddress(via.received);
+      port = typeof via.rport === "number" ? via.rport : (via.port ?? 5060);
+    } else {
+      address = hostAddress(via.host);
+      port = via.port ?? 5060;
+    }
+    this.#checkDestination(address);
+    const udp = parseUdpFlowId(requestFlow.id);
+    const listener = udp === undefined ? undefined : this.#listeners[udp.listenerIndex];
+    if (listener?.kind !== "udp") {
+      throw new TransportError(`no UDP socket for flow ${requestFlow.id}`, "NO_LISTENER");
+    }
+    const flow = this.#udpFlow(listener, udp!.listenerIndex, { address, port });
+    return this.#write(response, flow);
+  }
+
+  /** Closes a connection flow (no-op for UDP or a closed flow). */
+  closeFlow(id: string): void {
+    this.#flows.get(id)?.close();
+  }
+
+  // ---- sending --------------------------------------------------------------------------
+
+  #write(message: SipMessage, flow: Flow): SentMessage {
+    if (flow.info.reliable && message.field("content-length") === undefined) {
+      // RFC 3261 §18.3: Content-Length is mandatory on stream transports.
+      message.setHeader("Content-Length", String(message.body.length));
+    }
+    const bytes = message.toBuffer();
+    if (!flow.info.reliable && bytes.length > MAX_DATAGRAM) {
+      throw new TransportError(`${bytes.length} bytes do not fit a datagram`, "TOO_LARGE");
+    }
+    this.#writeBytes(bytes, flow);
+    return { flow: flow.info, bytes };
+  }
+
+  #writeBytes(bytes: Buffer, flow: Flow): void {
+    try {
+      flow.write(bytes);
+    } catch (e) {
+      this.stats.sendErrors++;
+      throw e instanceof TransportError
+        ? e
+        : new TransportError(`send on ${flow.info.id} failed`, "SEND_FAILED", { cause: e });
+    }
+    flow.lastActivity = this.#clock.now();
+    this.stats.sent++;
+  }
+
+  #assertStarted(): void {
+    if (this.#state !== "started") throw new TransportError("transport is not running", "STOPPED");
+  }
+
+  #checkDestination(address: string): void {
+    if (this.#policy.allows(address)) return;
+    this.stats.refusedDestinations++;
+    this.#log.warn({ address }, "destination not in allowedDestinations; not sent");
+    throw new TransportError(`destination ${address} is not allowed`, "DESTINATION_NOT_ALLOWED");
+  }
+
+  #existingFlow(id: string): Flow | undefined {
+    const open = this.#flows.get(id);
+    if (open !== undefined) return open;
+    const udp = parseUdpFlowId(id);
+    const listener = udp === undefined ? undefined : this.#listeners[udp.listenerIndex];
+    if (listener?.kind !== "udp") return undefined;
+    return this.#udpFlow(listener, udp!.listenerIndex, udp!.remote);
+  }
+
+  async #flowTo(target: SendTarget): Promise<Flow> {
+    if (target.flowId !== undefined) {
+      const existing = this.#existingFlow(target.flowId);
+      if (existing !== undefined) {
+        this.#checkDestination(existing.info.remote.address);
+        return existing;
+      }
+    }
+    const address = hostAddress(target.address);
+    this.#checkDestination(address);
+    if (target.protocol === "udp") {
+      const family = isIP(address) === 6 ? 6 : 4;
+      const listener = this.#listenerFor("udp", family);
+      if (listener?.kind !== "udp") {
+        throw new TransportError(`no UDP listener for IPv${family}`, "NO_LISTENER");
+      }
+      return this.#udpFlow(listener, this.#listeners.indexOf(listener), {
+        address,
+        port: target.port,
+      });
+    }
+    const peer = `${target.protocol}|${address}|${target.port}`;
+    const reuse = this.#byPeer.get(peer);
+    if (reuse !== undefined) {
+      const flow = this.#flows.get(reuse);
+      if (flow !== undefined) return flow;
+    }
+    let pending = this.#connecting.get(peer);
+    if (pending === undefined) {
+      pending = this.#connect({ ...target, address }).finally(() => this.#connecting.delete(peer));
+      this.#connecting.set(peer, pending);
+    }
+    return pending;
+  }
+
+  #udpFlow(listener: UdpListener, index: number, remote: Endpoint): UdpFlow {
+    return new UdpFlow(listener.socket, index, listener.spec, remote);
+  }
+
+  #listenerFor(protocol: Protocol, family?: 4 | 6): Listener | undefined {
+    const same = this.#listeners.filter((l) => l.spec.protocol === protocol);
+    return (
+      same.find((l) => family === undefined || (isIP(l.spec.address) === 6 ? 6 : 4) === family) ??
+      same[0]
+    );
+  }
+
+  /** The Via we push: sent-by is the listener of the flow's protocol (RFC 3261 §18.1.1). */
+  #ourVia(flow: FlowInfo, branch: string): string {
+    const family = isIP(flow.remote.address) === 6 ? 6 : 4;
+    const listener = this.#listenerFor(flow.protocol, family)?.spec;
+    // A client without a listener of that kind (a browser-like WebSocket client) uses its
+    // connection's local address, as RFC 7118 §5.2 allows any sent-by.
+    const host = listener?.advertise ?? flow.local.address;
+    const port = listener?.port ?? flow.local.port;
+    const sentBy = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+    return `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy};branch=${branch};rport`;
+  }
+
+  async #connect(target: SendTarget & { address: string }): Promise<Flow> {
+    const { protocol, address, port } = target;
+    const family = isIP(address) === 6 ? 6 : 4;
+    const local = this.#listenerFor(protocol, family)?.spec.address;
+    const localAddress = local !== undefined && !isWildcard(local) ? local : undefined;
+    const timeoutMs = this.options.connectTimeoutMs;
+    const log = this.#log;
+
+    if (protocol === "ws" || protocol === "wss") {
+      const host = family === 6 ? `[${address}]` : address;
+      const ca = await this.#clientCa();
+      const ws = new WebSocket(`${protocol}://${host}:${port}/`, "sip", {
+        localAddress,
+        handshakeTimeout: timeoutMs,
+        maxPayload: this.#limits.maxMessageBytes,
+        rejectUnauthorized: this.options.tlsClient.rejectUnauthorized,
+        ...(ca === undefined ? {} : { ca }),
+        ...(target.serverName === undefined ? {} : { servername: target.serverName }),
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", (e) => {
+          reject(
+            new TransportError(`WebSocket to ${host}:${port} failed`, "CONNECT_FAILED", {
+              cause: e,
+            }),
+          );
+        });
+      });
+      const socket = (ws as unknown as { _socket: NetSocket })._socket;
+      const flow = new WsFlow(
+        ws,
+        protocol,
+        { address: plainAddress(socket.localAddress ?? ""), port: socket.localPort ?? 0 },
+        { address, port },
+        this.options.maxWriteBufferBytes,
+      );
+      this.#adoptWs(flow);
+      log.debug({ flow: flow.info }, "connected");
+      return flow;
+    }
+
+    const ca = protocol === "tls" ? await this.#clientCa() : undefined;
+    const tcp = netConnect({ host: address, port, localAddress });
+    const socket: NetSocket =
+      protocol === "tls"
+        ? tlsConnect({
+            socket: tcp,
+            host: target.serverName ?? address,
+            servername: target.serverName ?? (isIP(address) ? undefined : address),
+            rejectUnauthorized: this.options.tlsClient.rejectUnauthorized,
+            ...(ca === undefined ? {} : { ca }),
+          })
+        : tcp;
+    const ready = protocol === "tls" ? "secureConnect" : "connect";
+    await new Promise<void>((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => {
+        socket.destroy();
+        reject(new TransportError(`connect to ${address}:${port} timed out`, "CONNECT_FAILED"));
+      }, timeoutMs);
+      socket.once(ready, () => {
+        this.#clock.clearTimeout(timer);
+        resolve();
+      });
+      socket.once("error", (e) => {
+        this.#clock.clearTimeout(timer);
+        reject(
+          new TransportError(`connect to ${address}:${port} failed`, "CONNECT_FAILED", {
+            cause: e,
+          }),
+        );
+      });
+    });
+    if (this.#state !== "started") {
+      socket.destroy();
+      throw new TransportError("transport stopped while connecting", "STOPPED");
+    }
+    if (protocol === "tls") tcp.on("error", () => socket.destroy());
+    const flow = new StreamFlow(socket, protocol, this.options.maxWriteBufferBytes);
+    this.#adoptStream(flow);
+    log.debug({ flow: flow.info }, "connected");
+    return flow;
+  }
+
+  async #clientCa(): Promise<Buffer | undefined> {
+    const file = this.options.tlsClient.caFile;
+    return file === undefined ? undefined : readFile(file);
+  }
+
+  // ---- receiving ------------------------------------------------------------------------
+
+  async #listen(options: ListenerOptions): Promise<Listener> {
+    const { protocol, address } = options;
+    const family = isIP(address);
+    if (family === 0) throw new RangeError(`transport.listen: ${address} is not an IP address`);
+    if (protocol === "udp") {
+      const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", reuseAddr: false });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(options.port, address, () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+      const spec = bound(options, socket.address().port);
+      const listener: UdpListener = { kind: "udp", spec, socket };
+      const index = this.#listeners.length;
+      socket.on("message", (bytes, rinfo) => {
+        this.#onDatagram(listener, index, bytes, {
+          address: plainAddress(rinfo.address),
+          port: rinfo.port,
+        });
+      });
+      socket.on("error", (e) => this.#log.warn({ err: e }, "UDP socket error"));
+      return listener;
+    }
+
+    if (protocol === "tcp" || protocol === "tls") {
+      const server =
+        protocol === "tls"
+          ? createTlsServer(await this.#readCredentials(options))
+          : createNetServer();
+      server.maxConnections = this.options.maxConnections;
+      server.on(protocol === "tls" ? "secureConnection" : "connection", (socket: NetSocket) => {
+        this.#accept(socket, protocol);
+      });
+      // A TLS handshake that fails is the peer's problem, not ours.
+      server.on("tlsClientError", (e) => this.#log.debug({ err: e }, "TLS handshake failed"));
+      server.on("error", (e) => this.#log.error({ err: e }, "listener error"));
+      await listenOn(server, options.port, address);
+      const port = (server.address() as { port: number }).port;
+      return { kind: "stream", spec: bound(options, port), server, options };
+    }
+
+    const http =
+      protocol === "wss"
+        ? createHttpsServer(await this.#readCredentials(options))
+        : createHttpServer();
+    http.maxConnections = this.options.maxConnections;
+    const wss = new WebSocketServer({
+      server: http,
+      maxPayload: this.#limits.maxMessageBytes,
+      // RFC 7118 §4.1: the client offers the "sip" subprotocol; refuse those that do not.
+      verifyClient: (info: { req: { headers: Record<string, string | string[] | undefined> } }) =>
+        offersSip(info.req.headers["sec-websocket-protocol"]),
+      handleProtocols: (protocols: Set<string>) => (protocols.has("sip") ? "sip" : false),
+    });
+    wss.on("connection", (ws, req) => {
+      const socket = req.socket;
+      const remote = {
+        address: plainAddress(socket.remoteAddress ?? ""),
+        port: socket.remotePort ?? 0,
+      };
+      if (!this.#admit(remote.address)) {
+        ws.terminate();
+        return;
+      }
+      const flow = new WsFlow(
+        ws,
+        protocol,
+        { address: plainAddress(socket.localAddress ?? ""), port: socket.localPort ?? 0 },
+        remote,
+        this.options.maxWriteBufferBytes,
+      );
+      this.#adoptWs(flow, remote.address);
+    });
+    wss.on("error", (e) => this.#log.error({ err: e }, "WebSocket listener error"));
+    await listenOn(http, options.port, address);
+    const port = (http.address() as { port: number }).port;
+    return { kind: "ws", spec: bound(options, port), http, wss, options };
+  }
+
+  async #readCredentials(options: ListenerOptions): Promise<{ key: Buffer; cert: Buffer }> {
+    const tls = options.tls!;
+    const [key, cert] = await Promise.all([readFile(tls.keyFile), readFile(tls.certFile)]);
+    return { key, cert };
+  }
+
+  /** Per-source connection cap: false (and counted) when this source has too many. */
+  #admit(source: string): boolean {
+    const count = this.#perSource.get(source) ?? 0;
+    if (count >= this.options.maxConnectionsPerSource) {
+      this.stats.connectionsRefused++;
+      this.#log.warn({ source, count }, "too many connections from one source; refused");
+      return false;
+    }
+    this.#perSource.set(source, count + 1);
+    this.stats.connectionsAccepted++;
+    return true;
+  }
+
+  #release(source: string): void {
+    const count = (this.#perSource.get(source) ?? 1) - 1;
+    if (count <= 0) this.#perSource.delete(source);
+    else this.#perSource.set(source, count);
+  }
+
+  #accept(socket: NetSocket, protocol: "tcp" | "tls"): void {
+    const source = plainAddress(socket.remoteAddress ?? "");
+    if (this.#state !== "started" || !this.#admit(source)) {
+      socket.destroy();
+      return;
+    }
+    const flow = new StreamFlow(socket, protocol, this.options.maxWriteBufferBytes);
+    this.#adoptStream(flow, source);
+  }
+
+  /** Registers a connection flow and wires its reading; `source` is set for accepted ones. */
+  #adoptStream(flow: StreamFlow, source?: string): void {
+    this.#register(flow);
+    const framer = new StreamFramer({ limits: this.#limits });
+    const socket = flow.socket;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      flow.lastActivity = this.#clock.now();
+      for (const item of framer.push(chunk)) {
+        switch (item.kind) {
+          case "message":
+            this.#deliver(item.message, flow.info);
+            break;
+          case "error":
+            this.#refuse(item.error, item.bytes, flow);
+            if (item.error.fatal) socket.end();
+            break;
+          case "ping":
+            // RFC 5626 §4.4.1: answer a double-CRLF ping with a single CRLF.
+            if (socket.writable) socket.write(CRLF);
+            break;
+          case "pong":
+            this.emit("pong", flow.info);
+            break;
+        }
+      }
+    });
+    socket.on("error", (e) => this.#log.debug({ err: e, flow: flow.info.id }, "connection error"));
+    socket.once("close", () => {
+      this.#unregister(flow);
+      if (source !== undefined) this.#release(source);
+    });
+  }
+
+  #adoptWs(flow: WsFlow, source?: string): void {
+    this.#register(flow);
+    flow.ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
+      flow.lastActivity = this.#clock.now();
+      const bytes = Buffer.isBuffer(data)
+        ? data
+        : Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.from(data);
+      let message: SipMessage | null;
+      try {
+        message = parseWebSocketMessage(bytes, { limits: this.#limits });
+      } catch (e) {
+        if (!(e instanceof SipParseError)) throw e;
+        this.#refuse(e, bytes, flow);
+        return;
+      }
+      if (message !== null) this.#deliver(message, flow.info);
+    });
+    flow.ws.on("error", (e) => this.#log.debug({ err: e, flow: flow.info.id }, "WebSocket error"));
+    flow.ws.once("close", () => {
+      this.#unregister(flow);
+      if (source !== undefined) this.#release(source);
+    });
+  }
+
+  #register(flow: Flow): void {
+    flow.lastActivity = this.#clock.now();
+    this.#flows.set(flow.info.id, flow);
+    const { protocol, remote } = flow.info;
+    this.#byPeer.set(`${protocol}|${remote.address}|${remote.port}`, flow.info.id);
+  }
+
+  #unregister(flow: Flow): void {
+    if (!this.#flows.delete(flow.info.id)) return;
+    const { protocol, remote } = flow.info;
+    const peer = `${protocol}|${remote.address}|${remote.port}`;
+    if (this.#byPeer.get(peer) === flow.info.id) this.#byPeer.delete(peer);
+    this.emit("flowClosed", flow.info);
+  }
+
+  #onDatagram(listener: UdpListener, index: number, bytes: Buffer, remote: Endpoint): void {
+    const flow = this.#udpFlow(listener, index, remote);
+    let message: SipMessage | null;
+    try {
+      message = parseDatagram(bytes, { limits: this.#limits });
+    } catch (e) {
+      if (!(e instanceof SipParseError)) throw e;
+      this.#refuse(e, bytes, flow);
+      return;
+    }
+    if (message !== null) this.#deliver(message, flow.info);
+  }
+
+  /** Answers (or drops) what did not parse; never fatal to us. */
+  #refuse(error: SipParseError, bytes: Buffer, flow: Flow): void {
+    this.stats.parseErrors++;
+    this.#log.warn(
+      { code: error.code, reason: error.message, flow: flow.info.id, remote: flow.info.remote },
+      "malformed SIP message",
+    );
+    const reply = buildParseErrorResponse(error, bytes);
+    if (reply === undefined || !this.#policy.allows(flow.info.remote.address)) return;
+    try {
+      this.#writeBytes(reply, flow);
+    } catch (e) {
+      this.#log.debug({ err: e }, "could not send the error response");
+    }
+  }
+
+  #deliver(message: SipMessage, flow: FlowInfo): void {
+    this.stats.received++;
+    if (message.type === "request") stampVia(message, flow.remote);
+    this.emit("message", { message, flow });
+  }
+
+  // ---- idle connections -------------------------------------------------------------------
+
+  #scheduleSweep(): void {
+    const every = Math.min(30_000, Math.max(1_000, Math.floor(this.options.idleTimeoutMs / 4)));
+    this.#sweep = this.#clock.setTimeout(() => {
+      const cutoff = this.#clock.now() - this.options.idleTimeoutMs;
+      for (const flow of this.#flows.values()) {
+        if (flow.lastActivity <= cutoff) {
+          this.#log.debug({ flow: flow.info.id }, "idle connection closed");
+          flow.close();
+        }
+      }
+      if (this.#state === "started") this.#scheduleSweep();
+    }, every);
+  }
+}
+
+/**
+ * RFC 3261 §18.2.1 and RFC 3581 §4: a request's top Via gets `received` when its sent-by is
+ * a name or another address than the packet's source, or when it asks for `rport` (whose
+ * empty value becomes the source port).
+ */
+function stampVia(message: SipMessage, source: Endpoint): void {
+  const via = message.topVia;
+  if (via === undefined) return;
+  const sentBy = plainAddress(hostAddress(via.host)).toLowerCase();
+  const differs = isIP(sentBy) === 0 || sentBy !== source.address.toLowerCase();
+  if (!differs && via.rport === undefined) return;
+  let params = via.params.with("received", source.address);
+  if (via.rport === null) params = params.with("rport", String(source.port));
+  message.replaceFirstValue("via", formatVia({ ...via, params }));
+}
+
+/** A host as a socket address: IPv6 without its brackets. */
+function hostAddress(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+function isWildcard(address: string): boolean {
+  return address === "0.0.0.0" || address === "::";
+}
+
+function offersSip(header: string | string[] | undefined): boolean {
+  const values = Array.isArray(header) ? header.join(",") : (header ?? "");
+  return values.split(",").some((p) => p.trim().toLowerCase() === "sip");
+}
+
+function bound(options: ListenerOptions, port: number): BoundListener {
+  return {
+    protocol: options.protocol,
+    address: options.address,
+    port,
+    advertise: options.advertise ?? options.address,
+  };
+}
+
+async function listenOn(
+  server: NetServer | HttpServer,
+  port: number,
+  address: string,
+): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, address, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

@@ -46,6 +46,14 @@ export class HeaderField {
     this.#valueEnd = valueEnd;
   }
 
+  /**
+   * True when this field's bytes sit at [start, end) of the message read from `headText`:
+   * a field copied in from another message is written out as text instead.
+   */
+  isSpanOf(headText: string): boolean {
+    return this.start >= 0 && this.#text === headText;
+  }
+
   /** The name as written on the wire, or as given when the field was made. */
   get name(): string {
     return (this.#name ??= this.#text.slice(this.start, this.#nameEnd));

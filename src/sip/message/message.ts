@@ -32,6 +32,8 @@ export interface WireSource {
   readonly bytes: Buffer;
   /** The same bytes as a latin1 string (one char per octet), at least up to `bytes.length`. */
   readonly text: string;
+  /** The text the header fields were read from; a field of another message is not a span. */
+  readonly headText: string;
   /** End of the start line, past its CRLF. */
   readonly startLineEnd: number;
   /** Offset of the empty line (CRLF) that ends the header section. */
@@ -180,6 +182,25 @@ export abstract class SipMessageBase {
     this.#editFirstValue(name, encodeText(value));
   }
 
+  /**
+   * The text of the first value of a list header (Via, Route, Record-Route, Path, Contact),
+   * as a byte string: what a CANCEL or an ACK copies of the INVITE's top Via (§9.1).
+   */
+  firstValueText(name: string): string | undefined {
+    const key = headerKey(name);
+    if (!VALUE_LIST_KEYS.has(key)) throw new Error(`list edits do not handle ${name}`);
+    const field = this.fields.find((f) => f.key === key);
+    if (field === undefined) return undefined;
+    const s = field.value;
+    return s.slice(0, this.#firstValueEnd(key, s)).trim();
+  }
+
+  #firstValueEnd(key: string, s: string): number {
+    return key === "via"
+      ? readVia(s, 0, s.length, this.limits.maxParams).next
+      : readNameAddr(s, 0, s.length, this.limits).next;
+  }
+
   #editFirstValue(name: string, replacement: string | undefined): void {
     const key = headerKey(name);
     if (!VALUE_LIST_KEYS.has(key)) throw new Error(`list edits do not handle ${name}`);
@@ -187,10 +208,7 @@ export abstract class SipMessageBase {
     if (at < 0) return;
     const field = this.fields[at]!;
     const s = field.value;
-    const next =
-      key === "via"
-        ? readVia(s, 0, s.length, this.limits.maxParams).next
-        : readNameAddr(s, 0, s.length, this.limits).next;
+    const next = this.#firstValueEnd(key, s);
     const rest = next >= s.length ? undefined : s.slice(next + 1).trim();
     const value =
       replacement === undefined
@@ -406,7 +424,7 @@ export abstract class SipMessageBase {
     if (this.startLineFromSource) runEnd = src.startLineEnd;
     else out = this.startLine() + CRLF;
     for (const f of this.fields) {
-      if (f.start >= 0) {
+      if (f.isSpanOf(src.headText)) {
         if (runEnd !== f.start) {
           if (runEnd > runStart) out += text.slice(runStart, runEnd);
           runStart = f.start;

@@ -52,6 +52,8 @@ export interface HeadScan {
   readonly startLineEnd: number;
   /** Offset of the CRLF of the empty line that ends the header section. */
   readonly headEnd: number;
+  /** The text the fields were read from (they point into it). */
+  readonly headText: string;
 }
 
 function wireError(
@@ -151,7 +153,17 @@ export function scanHead(
       );
     }
   }
-  return { request, method, uri, status, reason, fields, startLineEnd: firstLf + 1, headEnd };
+  return {
+    request,
+    method,
+    uri,
+    status,
+    reason,
+    fields,
+    startLineEnd: firstLf + 1,
+    headEnd,
+    headText: head,
+  };
 }
 
 /** Request-Line = Method SP Request-URI SP SIP-Version CRLF (RFC 3261 §7.1, §25.1) */
@@ -318,7 +330,13 @@ function buildMessage(
 ): SipMessage {
   const wire: WireParts = {
     fields: scan.fields,
-    source: { bytes, text, startLineEnd: scan.startLineEnd, headEnd: scan.headEnd },
+    source: {
+      bytes,
+      text,
+      headText: scan.headText,
+      startLineEnd: scan.startLineEnd,
+      headEnd: scan.headEnd,
+    },
   };
   const message = scan.request
     ? new SipRequest({ method: scan.method, uri: scan.uri! }, limits, wire)

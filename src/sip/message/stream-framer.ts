@@ -14,8 +14,17 @@ export type FramedItem =
   | { readonly kind: "error"; readonly error: SipParseError; readonly bytes: Buffer }
   /** RFC 5626 §4.4.1: a double CRLF from a client; the server answers with one CRLF. */
   | { readonly kind: "ping" }
-  /** RFC 5626 §4.4.1: a single CRLF, the server's answer to a ping. */
+  /** RFC 5626 §4.4.1: a single CRLF, the server's answer to a ping (client framers). */
   | { readonly kind: "pong" };
+
+export interface StreamFramerOptions {
+  readonly limits?: ParseLimits;
+  /**
+   * "server" for a connection the peer opened (it pings us), "client" for one we opened
+   * (we get pongs). RFC 5626 §4.4.1.
+   */
+  readonly role?: "server" | "client";
+}
 
 const INITIAL_CAPACITY = 4096;
 const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
@@ -34,9 +43,13 @@ export class StreamFramer {
   #scanFrom = 0;
   #pending: { scan: HeadScan; total: number } | undefined;
   #failed: SipParseError | undefined;
+  readonly #role: "server" | "client";
+  /** A lone CRLF is buffered until the next byte says whether it starts a ping. */
+  #waitingForCrlf = false;
 
-  constructor(options: { limits?: ParseLimits } = {}) {
+  constructor(options: StreamFramerOptions = {}) {
     this.#limits = options.limits ?? DEFAULT_PARSE_LIMITS;
+    this.#role = options.role ?? "server";
   }
 
   /** Bytes received but not yet part of a whole message. */
@@ -57,7 +70,7 @@ export class StreamFramer {
     for (;;) {
       if (this.#pending === undefined) {
         if (this.#takeKeepAlive(items)) continue;
-        if (this.#len === 0) break;
+        if (this.#len === 0 || this.#waitingForCrlf) break;
         const head = this.#frameHead(items);
         if (head === "wait" || head === "failed") break;
       }
@@ -80,18 +93,32 @@ export class StreamFramer {
     return items;
   }
 
-  /** RFC 3261 §7.5: CRLFs between messages are ignored (and mean ping / pong, RFC 5626). */
+  /**
+   * RFC 3261 §7.5: CRLFs between messages are not messages. RFC 5626 §4.4.1: the side that
+   * opened the connection sends double-CRLF pings and the other answers with single-CRLF
+   * pongs. A server framer reports each double CRLF as a ping and skips a lone CRLF (waiting
+   * for the next byte to tell which it is); a client framer reports each CRLF as a pong.
+   */
   #takeKeepAlive(items: FramedItem[]): boolean {
     const b = this.#buf;
+    this.#waitingForCrlf = false;
     if (this.#len < 2 || b[0] !== 0x0d || b[1] !== 0x0a) return false;
-    if (this.#len >= 4 && b[2] === 0x0d && b[3] === 0x0a) {
-      items.push({ kind: "ping" });
-      this.#consume(4);
+    if (this.#role === "client") {
+      items.push({ kind: "pong" });
+      this.#consume(2);
       return true;
     }
-    if (this.#len === 3 && b[2] === 0x0d) return false; // maybe the first half of a ping
-    items.push({ kind: "pong" });
-    this.#consume(2);
+    if (this.#len < 4 && (this.#len === 2 || b[2] === 0x0d)) {
+      // Not yet known whether a second CRLF follows: wait for more bytes.
+      this.#waitingForCrlf = true;
+      return false;
+    }
+    if (b[2] === 0x0d && b[3] === 0x0a) {
+      items.push({ kind: "ping" });
+      this.#consume(4);
+    } else {
+      this.#consume(2);
+    }
     return true;
   }
 

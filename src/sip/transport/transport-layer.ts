@@ -617,7 +617,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   /** Registers a connection flow and wires its reading; `source` is set for accepted ones. */
   #adoptStream(flow: StreamFlow, source?: string): void {
     this.#register(flow);
-    const framer = new StreamFramer({ limits: this.#limits });
+    // RFC 5626: the side that opened the connection pings; we answer on accepted ones.
+    const framer = new StreamFramer({
+      limits: this.#limits,
+      role: source === undefined ? "client" : "server",
+    });
     const socket = flow.socket;
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {

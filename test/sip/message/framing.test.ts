@@ -60,15 +60,21 @@ describe("StreamFramer (TCP, TLS)", () => {
     assert.deepEqual(callIds(framer.push(Buffer.from(text.slice(-3)))), ["call-1"]);
   });
 
-  test("CRLF keep-alives: a double CRLF is a ping, a single one a pong (RFC 5626)", () => {
+  test("CRLF keep-alives, server side: a double CRLF is a ping, a lone one is skipped", () => {
     const framer = new StreamFramer();
     assert.deepEqual(callIds(framer.push(Buffer.from("\r\n\r\n"))), ["ping"]);
-    assert.deepEqual(callIds(framer.push(Buffer.from("\r\n"))), ["pong"]);
-    assert.deepEqual(callIds(framer.push(Buffer.from(`\r\n\r\n${options(4)}\r\n\r\n`))), [
-      "ping",
+    assert.deepEqual(callIds(framer.push(Buffer.from("\r\n"))), [], "wait: a ping may follow");
+    assert.deepEqual(callIds(framer.push(Buffer.from("\r\n"))), ["ping"]);
+    assert.deepEqual(callIds(framer.push(Buffer.from(`\r\n${options(4)}\r\n\r\n`))), [
       "call-4",
       "ping",
     ]);
+  });
+
+  test("CRLF keep-alives, client side: each CRLF is a pong (RFC 5626 §4.4.1)", () => {
+    const framer = new StreamFramer({ role: "client" });
+    assert.deepEqual(callIds(framer.push(Buffer.from("\r\n"))), ["pong"]);
+    assert.deepEqual(callIds(framer.push(Buffer.from(`\r\n${options(5)}`))), ["pong", "call-5"]);
   });
 
   test("no Content-Length on a stream is fatal: the connection must close", () => {

@@ -45,3 +45,33 @@ export {
   type Protocol,
   type SendTarget,
 } from "./transport/types.js";
+export {
+  TransactionLayer,
+  type SendRequestOptions,
+  type TransactionLayerEvents,
+  type TransactionLayerOptions,
+  type TransactionLayerTransport,
+} from "./transaction/transaction-layer.js";
+export {
+  ClientTransaction,
+  type ClientTransactionOptions,
+} from "./transaction/client-transaction.js";
+export { InviteClientTransaction } from "./transaction/invite-client-transaction.js";
+export { NonInviteClientTransaction } from "./transaction/non-invite-client-transaction.js";
+export { ServerTransaction } from "./transaction/server-transaction.js";
+export { InviteServerTransaction } from "./transaction/invite-server-transaction.js";
+export { NonInviteServerTransaction } from "./transaction/non-invite-server-transaction.js";
+export type { TerminationReason, TransactionState } from "./transaction/transaction.js";
+export { ackForNon2xx, createCancel } from "./transaction/ack-cancel.js";
+export { newBranch, serverKey } from "./transaction/transaction-keys.js";
+export {
+  DEFAULT_T1_MS,
+  DEFAULT_T2_MS,
+  DEFAULT_T4_MS,
+  DEFAULT_TRYING_DELAY_MS,
+  TIMER_D_MS,
+  parseTransactionOptions,
+  transactionOptionsSchema,
+  type TransactionOptions,
+  type TransactionOptionsInput,
+} from "./transaction/transaction-timers.js";

@@ -1,0 +1,74 @@
+import type { SipRequest, SipResponse } from "../message/index.js";
+import type { SentMessage } from "../transport/transport-layer.js";
+import type { FlowInfo } from "../transport/types.js";
+import { Transaction, type TransactionState } from "./transaction.js";
+import type { TransactionContext } from "./transaction-context.js";
+
+/**
+ * What the two server transactions share: the request and the flow it came on, and sending
+ * responses where RFC 3261 §18.2.2 says (keeping the bytes for retransmission).
+ */
+export abstract class ServerTransaction extends Transaction {
+  /** The last response sent, for retransmission. */
+  protected lastSent: SentMessage | undefined;
+  /** Sends in order, even when a send waits for a connection. */
+  #sending: Promise<void> = Promise.resolve();
+
+  protected constructor(
+    protected readonly ctx: TransactionContext,
+    readonly request: SipRequest,
+    readonly flow: FlowInfo,
+    key: string,
+    initial: TransactionState,
+    moves: Readonly<Partial<Record<TransactionState, readonly TransactionState[]>>>,
+  ) {
+    super(key, initial, moves);
+  }
+
+  /** The request's method ("INVITE", "OPTIONS" …). */
+  get method(): string {
+    return this.request.method;
+  }
+
+  /**
+   * The TU's response. It is sent (asynchronously when a connection must be opened); a
+   * transport failure ends the transaction with reason "transport-error".
+   */
+  abstract respond(response: SipResponse): void;
+
+  /** A retransmission of the request (or, for INVITE, its ACK) matched this transaction. */
+  abstract receiveRequest(request: SipRequest): void;
+
+  protected get unreliable(): boolean {
+    return !this.flow.reliable;
+  }
+
+  protected send(response: SipResponse): void {
+    this.#sending = this.#sending.then(async () => {
+      if (this.terminated) return;
+      try {
+        this.lastSent = await this.ctx.transport.sendResponse(response, this.flow);
+      } catch (e) {
+        this.ctx.log.debug({ err: e, key: this.key }, "response could not be sent");
+        this.terminate("transport-error");
+      }
+    });
+  }
+
+  /** Sends the last response again (a retransmitted request asked for it). */
+  protected resendLast(): void {
+    const sent = this.lastSent;
+    if (sent === undefined) return;
+    try {
+      this.ctx.transport.resend(sent.bytes, sent.flow);
+    } catch (e) {
+      this.ctx.log.debug({ err: e, key: this.key }, "response resend failed");
+      this.terminate("transport-error");
+    }
+  }
+
+  /** Ends the transaction when its layer stops. */
+  abort(): void {
+    this.terminate("stopped");
+  }
+}

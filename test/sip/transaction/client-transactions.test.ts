@@ -1,8 +1,8 @@
 // RFC 3261 §17.1 client transactions (with RFC 6026), driven by a fake clock: no sleeps.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { InviteClientTransaction } from "../../../src/sip/index.js";
 import {
-  InviteClientTransaction,
   SipResponseError,
   TransactionLayer,
   type SipRequest,

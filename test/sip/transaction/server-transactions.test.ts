@@ -2,8 +2,8 @@
 // §9.2, driven by a fake clock: no sleeps.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { InviteServerTransaction } from "../../../src/sip/index.js";
 import {
-  InviteServerTransaction,
   TransactionLayer,
   createResponse,
   type InboundMessage,

@@ -11,8 +11,8 @@ import type { TransactionContext } from "./transaction-context.js";
 export abstract class ServerTransaction extends Transaction {
   /** The last response sent, for retransmission. */
   protected lastSent: SentMessage | undefined;
-  /** Sends in order, even when a send waits for a connection. */
-  #sending: Promise<void> = Promise.resolve();
+  /** The send in progress, so that the next one waits for it (order kept over a connect). */
+  #sending: Promise<void> | undefined;
 
   protected constructor(
     protected readonly ctx: TransactionContext,
@@ -43,15 +43,26 @@ export abstract class ServerTransaction extends Transaction {
     return !this.flow.reliable;
   }
 
+  /**
+   * Sends now (the transport writes synchronously when the flow is open), or after the send
+   * in progress. A final response over a reliable transport terminates the transaction at
+   * once; its send still goes out.
+   */
   protected send(response: SipResponse): void {
-    this.#sending = this.#sending.then(async () => {
-      if (this.terminated) return;
-      try {
-        this.lastSent = await this.ctx.transport.sendResponse(response, this.flow);
-      } catch (e) {
-        this.ctx.log.debug({ err: e, key: this.key }, "response could not be sent");
-        this.terminate("transport-error");
-      }
+    const start = (): Promise<void> =>
+      this.ctx.transport.sendResponse(response, this.flow).then(
+        (sent) => {
+          this.lastSent = sent;
+        },
+        (e: unknown) => {
+          this.ctx.log.debug({ err: e, key: this.key }, "response could not be sent");
+          this.terminate("transport-error");
+        },
+      );
+    const sending = this.#sending === undefined ? start() : this.#sending.then(start);
+    this.#sending = sending;
+    void sending.then(() => {
+      if (this.#sending === sending) this.#sending = undefined;
     });
   }
 

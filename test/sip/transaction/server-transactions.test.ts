@@ -91,6 +91,8 @@ describe("non-INVITE server transaction (RFC 3261 §17.2.2)", () => {
     answer(requests[0]!, 200);
     assert.equal(requests[0]!.state, "terminated");
     assert.equal(layer.size.server, 0);
+    await flush();
+    assert.deepEqual(transport.lines("response"), ["SIP/2.0 200 OK"], "and the 200 still went out");
   });
 
   test("a failure to send the response ends the transaction and tells the TU", async () => {
@@ -219,6 +221,7 @@ describe("INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)", () => {
       tcp,
     );
     assert.equal(tx.state, "terminated");
+    assert.deepEqual(transport.lines("response"), ["SIP/2.0 486 Busy Here"]);
   });
 });
 

@@ -1,7 +1,7 @@
 /** What is built today, printed by `sipsteer` without a command (and by `npm start`). */
 export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] = [
   ["SIP message codec (src/sip/message)", "built: parse, stream framing, edits, serialize"],
-  ["SIP transports and transactions", "not yet"],
+  ["SIP transports and transactions", "built: UDP, TCP, TLS, WS, WSS; RFC 3261/6026 transactions"],
   ["proxy, registrar, location store", "not yet"],
   ["load monitor (HTTP, DNS, SIP 302)", "not yet"],
   ["client SDK and softphone", "not yet"],

@@ -65,25 +65,32 @@ export class SmallUas {
     return this.transport.boundListeners.find((l) => l.protocol === protocol)!.port;
   }
 
-  #answer(tx: ServerTransaction): void {
-    const method = tx.method;
-    this.answered.set(method, (this.answered.get(method) ?? 0) + 1);
+  /** Records how the transaction ended (in its own closure: it must not hold the request). */
+  #watch(tx: ServerTransaction): void {
     const hook = tx.onTerminated;
     tx.onTerminated = (reason) => {
       this.terminations.push(reason);
       hook?.(reason);
     };
+  }
+
+  #answer(tx: ServerTransaction): void {
+    const method = tx.method;
+    this.answered.set(method, (this.answered.get(method) ?? 0) + 1);
+    this.#watch(tx);
     const toTag = `uas${this.answered.get(method)}`;
+    const request = tx.request;
     if (method === "INVITE") {
       const invite = tx as InviteServerTransaction;
-      invite.onCancel = () => invite.respond(createResponse(tx.request, 487, { toTag }));
+      // Called only while the INVITE waits for its final response.
+      invite.onCancel = () => invite.respond(createResponse(invite.request, 487, { toTag }));
       if (this.#inviteStatus === 200) {
-        tx.respond(createResponse(tx.request, 180, { toTag }));
-        const ok = createResponse(tx.request, 200, { toTag });
+        tx.respond(createResponse(request, 180, { toTag }));
+        const ok = createResponse(request, 200, { toTag });
         ok.appendHeader("Contact", `<sip:uas@${tx.flow.local.address}:${tx.flow.local.port}>`);
         tx.respond(ok);
       } else if (this.#inviteStatus > 0) {
-        tx.respond(createResponse(tx.request, this.#inviteStatus, { toTag }));
+        tx.respond(createResponse(request, this.#inviteStatus, { toTag }));
       }
       return;
     }

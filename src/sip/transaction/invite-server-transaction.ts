@@ -91,6 +91,7 @@ export class InviteServerTransaction extends ServerTransaction {
       // start Timer L (64*T1); 2xx retransmissions are the TU's (UA core's) job.
       this.transition("accepted");
       this.send(response);
+      this.releaseRequest();
       this.startTimer(
         "L",
         this.ctx.timers.schedule(64 * this.ctx.options.t1Ms, () => this.terminate("normal")),
@@ -99,6 +100,7 @@ export class InviteServerTransaction extends ServerTransaction {
     }
     this.transition("completed");
     this.send(response);
+    this.releaseRequest();
     const { t1Ms } = this.ctx.options;
     // "For unreliable transports, timer G is set to fire in T1 seconds"; "timer H MUST be
     // set to fire in 64*T1 seconds for all transports"

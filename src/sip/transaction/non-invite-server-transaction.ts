@@ -44,6 +44,7 @@ export class NonInviteServerTransaction extends ServerTransaction {
     }
     this.transition("completed");
     this.send(response);
+    this.releaseRequest();
     // "Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
     // reliable transports"
     if (this.unreliable) {

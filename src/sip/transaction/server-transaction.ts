@@ -14,20 +14,39 @@ export abstract class ServerTransaction extends Transaction {
   /** The send in progress, so that the next one waits for it (order kept over a connect). */
   #sending: Promise<void> | undefined;
 
+  #request: SipRequest | undefined;
+  /** The request's method ("INVITE", "OPTIONS" …). */
+  readonly method: string;
+
   protected constructor(
     protected readonly ctx: TransactionContext,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly flow: FlowInfo,
     key: string,
     initial: TransactionState,
     moves: Readonly<Partial<Record<TransactionState, readonly TransactionState[]>>>,
   ) {
     super(key, initial, moves);
+    this.#request = request;
+    this.method = request.method;
   }
 
-  /** The request's method ("INVITE", "OPTIONS" …). */
-  get method(): string {
-    return this.request.method;
+  /**
+   * The request that made the transaction. It is let go once the final response is sent:
+   * over UDP the transaction lives on for 64*T1 to answer retransmissions, and holding every
+   * request that long would cost far more memory than the response bytes it needs. A TU that
+   * wants the request later keeps its own reference.
+   */
+  get request(): SipRequest {
+    if (this.#request === undefined) {
+      throw new Error(`transaction ${this.key}: the request is released after the final response`);
+    }
+    return this.#request;
+  }
+
+  /** Drops the request (see `request`); the transaction keeps only its response bytes. */
+  protected releaseRequest(): void {
+    this.#request = undefined;
   }
 
   /**

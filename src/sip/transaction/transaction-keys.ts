@@ -1,6 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { BRANCH_MAGIC_COOKIE, type SipMessage, type SipRequest } from "../message/index.js";
 
+/**
+ * A copy of `s` that holds no reference to the text it was cut from. V8 keeps the whole
+ * parent of a sliced string alive, so a key built from a message's branch and host would
+ * pin the message's text for as long as the transaction lives (64*T1 over UDP): slicing a
+ * fresh concatenation flattens it into a small string of its own.
+ */
+function detach(s: string): string {
+  return (" " + s).slice(1);
+}
+
 /** A new branch: the magic cookie and 96 random bits (RFC 3261 §8.1.1.7). */
 export function newBranch(): string {
   return BRANCH_MAGIC_COOKIE + randomBytes(12).toString("base64url");
@@ -31,19 +41,21 @@ export function serverKey(request: SipRequest): string {
   const method = request.method === "ACK" ? "INVITE" : request.method;
   const branch = via.branch;
   if (branch !== undefined && branch.startsWith(BRANCH_MAGIC_COOKIE)) {
-    return `${branch}|${via.host.toLowerCase()}:${via.port ?? ""}|${method}`;
+    return detach(`${branch}|${via.host.toLowerCase()}:${via.port ?? ""}|${method}`);
   }
   const cseq = request.cseq;
-  return [
-    "2543",
-    request.uri.toString(),
-    request.from.tag ?? "",
-    request.callId,
-    cseq.seq,
-    method,
-    `${via.host}:${via.port ?? ""}`,
-    branch ?? "",
-  ].join("|");
+  return detach(
+    [
+      "2543",
+      request.uri.toString(),
+      request.from.tag ?? "",
+      request.callId,
+      cseq.seq,
+      method,
+      `${via.host}:${via.port ?? ""}`,
+      branch ?? "",
+    ].join("|"),
+  );
 }
 
 /**

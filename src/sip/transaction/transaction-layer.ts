@@ -172,8 +172,9 @@ export class TransactionLayer extends EventEmitter<TransactionLayerEvents> {
       if (this.#servers.get(key) === tx) this.#servers.delete(key);
     };
     if (request.method === "CANCEL") {
+      // RFC 3261 §9.2: a CANCEL only matters while no final response has gone out.
       const invite = this.matchCancel(request);
-      invite?.onCancel?.(request);
+      if (invite?.state === "proceeding") invite.onCancel?.(request);
     }
     this.emit("request", tx);
   };

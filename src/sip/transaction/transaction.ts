@@ -13,7 +13,8 @@ export type TerminationReason = "normal" | "timeout" | "transport-error" | "stop
  */
 export abstract class Transaction {
   #state: TransactionState;
-  readonly #timers = new Map<string, Timer>();
+  /** Running timers by the RFC's letter; a plain object is far lighter than a Map here. */
+  #timers: Record<string, Timer | undefined> = {};
   #terminated = false;
 
   protected constructor(
@@ -43,13 +44,13 @@ export abstract class Transaction {
 
   /** Starts (or restarts) the timer called `name` (the RFC's letter). */
   protected startTimer(name: string, timer: Timer): void {
-    this.#timers.get(name)?.cancel();
-    this.#timers.set(name, timer);
+    this.#timers[name]?.cancel();
+    this.#timers[name] = timer;
   }
 
   protected stopTimer(name: string): void {
-    this.#timers.get(name)?.cancel();
-    this.#timers.delete(name);
+    this.#timers[name]?.cancel();
+    this.#timers[name] = undefined;
   }
 
   /** Moves to Terminated, clears every timer and tells the layer. Idempotent. */
@@ -63,8 +64,8 @@ export abstract class Transaction {
 
   /** Clears every timer. Idempotent. */
   dispose(): void {
-    for (const timer of this.#timers.values()) timer.cancel();
-    this.#timers.clear();
+    for (const timer of Object.values(this.#timers)) timer?.cancel();
+    this.#timers = {};
   }
 
   get terminated(): boolean {

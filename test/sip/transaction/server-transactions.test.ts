@@ -8,6 +8,7 @@ import {
   createResponse,
   type InboundMessage,
   type ServerTransaction,
+  type SipRequest,
   type TerminationReason,
 } from "../../../src/sip/index.js";
 import { FakeClock } from "../../helpers/fake-clock.js";
@@ -20,7 +21,10 @@ function setup(tryingDelayMs = 200) {
   const requests: ServerTransaction[] = [];
   const acks: InboundMessage[] = [];
   const strays: InboundMessage[] = [];
-  layer.on("request", (tx) => requests.push(tx));
+  layer.on("request", (tx) => {
+    requestOf.set(tx, tx.request);
+    requests.push(tx);
+  });
   layer.on("ack", (m) => acks.push(m));
   layer.on("response", (m) => strays.push(m));
   layer.start();
@@ -48,8 +52,12 @@ function incoming(
   ].join("\r\n");
 }
 
+// The TU keeps its own reference to each request: a transaction lets go of its request
+// once the final response is out.
+const requestOf = new WeakMap<ServerTransaction, SipRequest>();
+
 function answer(tx: ServerTransaction, status: number): void {
-  tx.respond(createResponse(tx.request, status, { toTag: "uas" }));
+  tx.respond(createResponse(requestOf.get(tx) ?? tx.request, status, { toTag: "uas" }));
 }
 
 async function flush(): Promise<void> {
@@ -237,6 +245,19 @@ describe("matching (RFC 3261 §17.2.3, §9.2)", () => {
     assert.equal(requests[1]!.method, "CANCEL");
     assert.deepEqual(cancels, ["CANCEL"]);
     assert.equal(layer.matchCancel(requests[1]!.request), invite);
+  });
+
+  test("a CANCEL after the final response does not reach the INVITE's TU (§9.2)", async () => {
+    const { transport, requests } = setup();
+    transport.deliver(incoming("INVITE"));
+    const invite = requests[0] as InviteServerTransaction;
+    let cancelled = 0;
+    invite.onCancel = () => cancelled++;
+    answer(invite, 486);
+    await flush();
+    transport.deliver(incoming("CANCEL"));
+    assert.equal(cancelled, 0);
+    assert.throws(() => invite.request, /released/, "the request was let go with the final");
   });
 
   test("the same branch from another sent-by is another transaction", () => {

@@ -76,6 +76,10 @@ export class FakeTransport
   }
 
   async sendResponse(response: SipResponse, requestFlow: FlowInfo): Promise<SentMessage> {
+    return this.sendResponseNow(response, requestFlow);
+  }
+
+  sendResponseNow(response: SipResponse, requestFlow: FlowInfo): SentMessage {
     if (this.failSends) throw new TransportError("flow closed", "FLOW_CLOSED");
     const bytes = response.toBuffer();
     this.wire.push({ kind: "response", bytes, flow: requestFlow });

@@ -38,7 +38,7 @@ export abstract class ClientTransaction extends Transaction {
     moves: Readonly<Partial<Record<TransactionState, readonly TransactionState[]>>>,
     protected readonly options: ClientTransactionOptions,
   ) {
-    super(key, initial, moves);
+    super(key, initial, moves, ctx.registry);
     this.final = new Promise<SipResponse>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;

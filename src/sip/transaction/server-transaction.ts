@@ -26,7 +26,7 @@ export abstract class ServerTransaction extends Transaction {
     initial: TransactionState,
     moves: Readonly<Partial<Record<TransactionState, readonly TransactionState[]>>>,
   ) {
-    super(key, initial, moves);
+    super(key, initial, moves, ctx.registry);
     this.#request = request;
     this.method = request.method;
   }
@@ -63,26 +63,40 @@ export abstract class ServerTransaction extends Transaction {
   }
 
   /**
-   * Sends now (the transport writes synchronously when the flow is open), or after the send
-   * in progress. A final response over a reliable transport terminates the transaction at
-   * once; its send still goes out.
+   * Sends at once when the flow is open (the common case, no promise made), else after a
+   * connection is opened, keeping the order of responses. A final response over a reliable
+   * transport terminates the transaction at once; its send still goes out.
    */
   protected send(response: SipResponse): void {
+    if (this.#sending === undefined) {
+      try {
+        const sent = this.ctx.transport.sendResponseNow(response, this.flow);
+        if (sent !== undefined) {
+          this.lastSent = sent;
+          return;
+        }
+      } catch (e) {
+        this.#failed(e);
+        return;
+      }
+    }
     const start = (): Promise<void> =>
       this.ctx.transport.sendResponse(response, this.flow).then(
         (sent) => {
           this.lastSent = sent;
         },
-        (e: unknown) => {
-          this.ctx.log.debug({ err: e, key: this.key }, "response could not be sent");
-          this.terminate("transport-error");
-        },
+        (e: unknown) => this.#failed(e),
       );
     const sending = this.#sending === undefined ? start() : this.#sending.then(start);
     this.#sending = sending;
     void sending.then(() => {
       if (this.#sending === sending) this.#sending = undefined;
     });
+  }
+
+  #failed(e: unknown): void {
+    this.ctx.log.debug({ err: e, key: this.key }, "response could not be sent");
+    this.terminate("transport-error");
   }
 
   /** Sends the last response again (a retransmitted request asked for it). */

@@ -3,6 +3,7 @@ import type { SipMessage, SipRequest, SipResponse } from "../message/index.js";
 import type { TimerQueue } from "../timer-queue.js";
 import type { SendOptions, SentMessage } from "../transport/transport-layer.js";
 import type { FlowInfo, SendTarget } from "../transport/types.js";
+import type { TransactionRegistry } from "./transaction.js";
 import type { TransactionOptions } from "./transaction-timers.js";
 
 /** What a transaction needs from the transport layer. */
@@ -10,6 +11,8 @@ export interface TransactionTransport {
   send(message: SipMessage, target: SendTarget, options?: SendOptions): Promise<SentMessage>;
   resend(bytes: Buffer, flow: FlowInfo): void;
   sendResponse(response: SipResponse, requestFlow: FlowInfo): Promise<SentMessage>;
+  /** Sends at once, or undefined when a connection must be opened (see sendResponse). */
+  sendResponseNow(response: SipResponse, requestFlow: FlowInfo): SentMessage | undefined;
 }
 
 /** Shared by every transaction of one layer. */
@@ -18,6 +21,8 @@ export interface TransactionContext {
   readonly options: Readonly<TransactionOptions>;
   readonly transport: TransactionTransport;
   readonly log: Logger;
+  /** The layer, told when a transaction ends. */
+  readonly registry: TransactionRegistry;
   /** Sends a CANCEL for an INVITE client transaction (RFC 3261 §9.1). */
   sendCancel(invite: SipRequest, target: SendTarget, reason?: string): void;
 }

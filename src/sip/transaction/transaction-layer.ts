@@ -5,12 +5,13 @@ import type { SipRequest, SipResponse } from "../message/index.js";
 import { TimerQueue } from "../timer-queue.js";
 import type { InboundMessage, SendTarget } from "../transport/types.js";
 import { createCancel } from "./ack-cancel.js";
-import type { ClientTransaction, ClientTransactionOptions } from "./client-transaction.js";
+import { ClientTransaction, type ClientTransactionOptions } from "./client-transaction.js";
 import { InviteClientTransaction } from "./invite-client-transaction.js";
 import { InviteServerTransaction } from "./invite-server-transaction.js";
 import { NonInviteClientTransaction } from "./non-invite-client-transaction.js";
 import { NonInviteServerTransaction } from "./non-invite-server-transaction.js";
 import type { ServerTransaction } from "./server-transaction.js";
+import type { Transaction } from "./transaction.js";
 import type { TransactionContext, TransactionTransport } from "./transaction-context.js";
 import {
   clientKey,
@@ -78,6 +79,7 @@ export class TransactionLayer extends EventEmitter<TransactionLayerEvents> {
       options: this.options,
       transport: this.#transport,
       log: this.#log,
+      registry: this,
       sendCancel: (invite, target, reason) => {
         const cancel = createCancel(invite, reason);
         this.sendRequest(cancel, target, { keepVia: true });
@@ -128,11 +130,14 @@ export class TransactionLayer extends EventEmitter<TransactionLayerEvents> {
         ? new InviteClientTransaction(this.#ctx, request, target, branch, key, options)
         : new NonInviteClientTransaction(this.#ctx, request, target, branch, key, options);
     this.#clients.set(key, tx);
-    tx.onTerminated = () => {
-      if (this.#clients.get(key) === tx) this.#clients.delete(key);
-    };
     void tx.start();
     return tx;
+  }
+
+  /** @internal A transaction ended: forget it (the registry of TransactionContext). */
+  forget(tx: Transaction): void {
+    const table = tx instanceof ClientTransaction ? this.#clients : this.#servers;
+    if (table.get(tx.key) === tx) table.delete(tx.key);
   }
 
   /** The INVITE server transaction a CANCEL matches (RFC 3261 §9.2), if any. */
@@ -168,9 +173,6 @@ export class TransactionLayer extends EventEmitter<TransactionLayerEvents> {
         ? new InviteServerTransaction(this.#ctx, request, inbound.flow, key)
         : new NonInviteServerTransaction(this.#ctx, request, inbound.flow, key);
     this.#servers.set(key, tx);
-    tx.onTerminated = () => {
-      if (this.#servers.get(key) === tx) this.#servers.delete(key);
-    };
     if (request.method === "CANCEL") {
       // RFC 3261 §9.2: a CANCEL only matters while no final response has gone out.
       const invite = this.matchCancel(request);

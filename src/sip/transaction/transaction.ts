@@ -4,6 +4,11 @@ import type { Timer } from "../timer-queue.js";
 export type TransactionState =
   "calling" | "trying" | "proceeding" | "completed" | "accepted" | "confirmed" | "terminated";
 
+/** Told when a transaction ends, so that its layer forgets it. */
+export interface TransactionRegistry {
+  forget(tx: Transaction): void;
+}
+
 /** Why a transaction ended, as its TU learns it. */
 export type TerminationReason = "normal" | "timeout" | "transport-error" | "stopped";
 
@@ -23,6 +28,7 @@ export abstract class Transaction {
     private readonly moves: Readonly<
       Partial<Record<TransactionState, readonly TransactionState[]>>
     >,
+    private readonly registry: TransactionRegistry,
   ) {
     this.#state = initial;
   }
@@ -31,7 +37,7 @@ export abstract class Transaction {
     return this.#state;
   }
 
-  /** Called once when the transaction reaches Terminated (the layer forgets it). */
+  /** For the TU: called once when the transaction reaches Terminated. */
   onTerminated: ((reason: TerminationReason) => void) | undefined;
 
   protected transition(to: TransactionState): void {
@@ -59,6 +65,7 @@ export abstract class Transaction {
     this.#terminated = true;
     this.#state = "terminated";
     this.dispose();
+    this.registry.forget(this);
     this.onTerminated?.(reason);
   }
 

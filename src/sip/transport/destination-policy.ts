@@ -1,5 +1,7 @@
 import { BlockList, isIP } from "node:net";
 
+const SEEN_LIMIT = 4096;
+
 /**
  * The `allowedDestinations` CIDR list (DESIGN.md): every send checks it, so that a role never
  * sends where it was not told it may (tests keep all traffic on loopback; RFC 4475's
@@ -7,6 +9,8 @@ import { BlockList, isIP } from "node:net";
  */
 export class DestinationPolicy {
   readonly #allowed = new BlockList();
+  /** Verdicts by address: BlockList.check builds objects per call, and peers repeat. */
+  readonly #seen = new Map<string, boolean>();
 
   constructor(cidrs: readonly string[]) {
     for (const cidr of cidrs) {
@@ -27,8 +31,12 @@ export class DestinationPolicy {
 
   /** True when `address` (an IP literal) is inside one of the blocks. */
   allows(address: string): boolean {
+    const known = this.#seen.get(address);
+    if (known !== undefined) return known;
     const family = isIP(address);
-    if (family === 0) return false;
-    return this.#allowed.check(address, family === 6 ? "ipv6" : "ipv4");
+    const verdict = family !== 0 && this.#allowed.check(address, family === 6 ? "ipv6" : "ipv4");
+    if (this.#seen.size >= SEEN_LIMIT) this.#seen.clear();
+    this.#seen.set(address, verdict);
+    return verdict;
   }
 }

@@ -19,9 +19,14 @@ export function plainAddress(address: string): string {
 
 let nextFlowId = 1;
 
+/** A UDP flow's info also says which of our sockets it is (saves reading the id back). */
+export interface UdpFlowInfo extends FlowInfo {
+  readonly listenerIndex: number;
+}
+
 /** UDP "flow": our socket and one peer. The id names both, so any send can find them. */
 export class UdpFlow implements Flow {
-  readonly info: FlowInfo;
+  readonly info: UdpFlowInfo;
   lastActivity = 0;
 
   constructor(
@@ -37,6 +42,7 @@ export class UdpFlow implements Flow {
       remote,
       reliable: false,
       secure: false,
+      listenerIndex,
     };
   }
 

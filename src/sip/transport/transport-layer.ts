@@ -30,7 +30,15 @@ import {
   type SipResponse,
 } from "../message/index.js";
 import { DestinationPolicy } from "./destination-policy.js";
-import { StreamFlow, UdpFlow, WsFlow, parseUdpFlowId, plainAddress, type Flow } from "./flows.js";
+import {
+  StreamFlow,
+  UdpFlow,
+  WsFlow,
+  parseUdpFlowId,
+  plainAddress,
+  type Flow,
+  type UdpFlowInfo,
+} from "./flows.js";
 import {
   parseTransportOptions,
   type ListenerOptions,
@@ -260,18 +268,29 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
    * the same socket to maddr, or received and rport, or sent-by.
    */
   async sendResponse(response: SipResponse, requestFlow: FlowInfo): Promise<SentMessage> {
+    const sent = this.sendResponseNow(response, requestFlow);
+    if (sent !== undefined) return sent;
+    // "If the connection is no longer open, the server SHOULD open a connection to the IP
+    // address in the received parameter, if present, using the port in the sent-by value."
+    const via = response.topVia!;
+    const address = via.received ?? hostAddress(via.host);
+    const port = via.port ?? defaultPort(requestFlow.protocol);
+    const flow = await this.#flowTo({ protocol: requestFlow.protocol, address, port });
+    return this.#write(response, flow);
+  }
+
+  /**
+   * sendResponse without waiting: sends and returns what went out, or returns undefined when
+   * a connection must be opened first (then call sendResponse). The transaction layer's hot
+   * path, which thus allocates no promise per response.
+   */
+  sendResponseNow(response: SipResponse, requestFlow: FlowInfo): SentMessage | undefined {
     this.#assertStarted();
     const via = response.topVia;
     if (via === undefined) throw new TransportError("response without Via", "SEND_FAILED");
     if (requestFlow.reliable) {
       const open = this.#flows.get(requestFlow.id);
-      if (open !== undefined) return this.#write(response, open);
-      // "If the connection is no longer open, the server SHOULD open a connection to the IP
-      // address in the received parameter, if present, using the port in the sent-by value."
-      const address = via.received ?? hostAddress(via.host);
-      const port = via.port ?? defaultPort(requestFlow.protocol);
-      const flow = await this.#flowTo({ protocol: requestFlow.protocol, address, port });
-      return this.#write(response, flow);
+      return open === undefined ? undefined : this.#write(response, open);
     }
     let address: string;
     let port: number;
@@ -286,12 +305,19 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       port = via.port ?? 5060;
     }
     this.#checkDestination(address);
-    const udp = parseUdpFlowId(requestFlow.id);
-    const listener = udp === undefined ? undefined : this.#listeners[udp.listenerIndex];
+    const index =
+      (requestFlow as Partial<UdpFlowInfo>).listenerIndex ??
+      parseUdpFlowId(requestFlow.id)?.listenerIndex;
+    const listener = index === undefined ? undefined : this.#listeners[index];
     if (listener?.kind !== "udp") {
       throw new TransportError(`no UDP socket for flow ${requestFlow.id}`, "NO_LISTENER");
     }
-    const flow = this.#udpFlow(listener, udp!.listenerIndex, { address, port });
+    // The usual case: back to the very address and port the request came from.
+    const remote = requestFlow.remote;
+    const flow =
+      remote.address === address && remote.port === port
+        ? this.#udpFlowOf(listener, requestFlow as UdpFlowInfo)
+        : this.#udpFlow(listener, index!, { address, port });
     return this.#write(response, flow);
   }
 
@@ -381,6 +407,17 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       this.#connecting.set(peer, pending);
     }
     return pending;
+  }
+
+  /** A flow to write on for a UDP flow we already described (no new description). */
+  #udpFlowOf(listener: UdpListener, info: UdpFlowInfo): Flow {
+    const socket = listener.socket;
+    return {
+      info,
+      lastActivity: 0,
+      write: (bytes: Buffer) => socket.send(bytes, info.remote.port, info.remote.address),
+      close: () => undefined,
+    };
   }
 
   #udpFlow(listener: UdpListener, index: number, remote: Endpoint): UdpFlow {
@@ -661,15 +698,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         : Array.isArray(data)
           ? Buffer.concat(data)
           : Buffer.from(data);
-      let message: SipMessage | null;
-      try {
-        message = parseWebSocketMessage(bytes, { limits: this.#limits });
-      } catch (e) {
-        if (!(e instanceof SipParseError)) throw e;
-        this.#refuse(e, bytes, flow);
-        return;
-      }
-      if (message !== null) this.#deliver(message, flow.info);
+      this.#receiveWhole(bytes, flow, parseWebSocketMessage);
     });
     flow.ws.on("error", (e) => this.#log.debug({ err: e, flow: flow.info.id }, "WebSocket error"));
     flow.ws.once("close", () => {
@@ -694,10 +723,18 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #onDatagram(listener: UdpListener, index: number, bytes: Buffer, remote: Endpoint): void {
-    const flow = this.#udpFlow(listener, index, remote);
+    this.#receiveWhole(bytes, this.#udpFlow(listener, index, remote), parseDatagram);
+  }
+
+  /** One whole message (a datagram, a WebSocket message): parse it, or answer why not. */
+  #receiveWhole(
+    bytes: Buffer,
+    flow: Flow,
+    parse: (bytes: Buffer, options: { limits: ParseLimits }) => SipMessage | null,
+  ): void {
     let message: SipMessage | null;
     try {
-      message = parseDatagram(bytes, { limits: this.#limits });
+      message = parse(bytes, { limits: this.#limits });
     } catch (e) {
       if (!(e instanceof SipParseError)) throw e;
       this.#refuse(e, bytes, flow);

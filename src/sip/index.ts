@@ -75,3 +75,4 @@ export {
   type TransactionOptions,
   type TransactionOptionsInput,
 } from "./transaction/transaction-timers.js";
+export * from "./auth/index.js";

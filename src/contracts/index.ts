@@ -1,0 +1,11 @@
+export { LOAD_REPORT_VERSION, loadReportSchema, type LoadReport } from "./load-report.js";
+export {
+  SIGNATURE_HEADER,
+  parseSignatureHeader,
+  parseSignedDatagram,
+  signatureHeader,
+  signatureOf,
+  signedDatagram,
+  verifySignature,
+  type SigningKey,
+} from "./report-signature.js";

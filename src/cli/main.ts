@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { runParseCommand } from "./parse-command.js";
+import { runProxyCommand } from "./proxy-command.js";
 import { formatBuildStatus } from "./status.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
@@ -22,6 +23,21 @@ program
   .option("--json", "print one JSON object per message")
   .action((files: string[], options: { stream?: boolean; json?: boolean }) => {
     process.exitCode = runParseCommand(files, options);
+  });
+
+program
+  .command("proxy")
+  .description("run a SIP proxy and registrar that reports its load to the monitor")
+  .requiredOption("-c, --config <file>", "proxy configuration (YAML or JSON)")
+  .option("--json", "print one JSON line with the bound addresses when serving")
+  .option("--log-level <level>", "pino log level (logs go to stderr)", "info")
+  .action(async (options: { config: string; json?: boolean; logLevel?: string }) => {
+    try {
+      await runProxyCommand(options);
+    } catch (e) {
+      console.error(`sipsteer proxy: ${(e as Error).message}`);
+      process.exit(2);
+    }
   });
 
 program.action(() => {

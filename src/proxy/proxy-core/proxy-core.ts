@@ -1,0 +1,536 @@
+import { createHash } from "node:crypto";
+import { isIP } from "node:net";
+import {
+  SipUri,
+  TelUri,
+  TransportError,
+  createResponse,
+  defaultPort,
+  newBranch,
+  protocolOfVia,
+  parseUri,
+  type ClientTransaction,
+  type FlowInfo,
+  type InboundMessage,
+  type InviteServerTransaction,
+  type Logger,
+  type SendTarget,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  type TimerQueue,
+  type TransactionLayer,
+  type TransportLayer,
+  type Uri,
+  type Via,
+} from "../../sip/index.js";
+import type { AuthGuard } from "../auth-guard.js";
+import type { DialogTracker } from "../dialogs.js";
+import type { Fleet } from "../fleet.js";
+import type { Binding, LocationStore } from "../location-store/types.js";
+import { aorOf, type Registrar } from "../registrar/registrar.js";
+import { contactNeedsFlow } from "../nat.js";
+import { protocolOfUri, type Self } from "../self.js";
+import { ResponseContext } from "./response-context.js";
+
+export interface ProxyCoreOptions {
+  readonly self: Self;
+  readonly fleet: Fleet;
+  readonly transport: TransportLayer;
+  readonly transactions: TransactionLayer;
+  readonly store: LocationStore;
+  readonly registrar: Registrar;
+  /** Undefined when authentication is off. */
+  readonly auth: AuthGuard | undefined;
+  readonly dialogs: DialogTracker;
+  readonly timers: TimerQueue;
+  readonly timerCMs: number;
+  readonly relayDomains: readonly string[];
+  readonly log: Logger;
+  readonly now: () => number;
+  /** True while draining: new REGISTERs and INVITEs get 503. */
+  readonly draining: () => boolean;
+  /** The workload for Sipsteer-Load (0…1). */
+  readonly workload: () => number;
+}
+
+/** Methods that create dialogs: the proxy stays in their path (Record-Route). */
+const DIALOG_CREATING = new Set(["INVITE", "SUBSCRIBE", "REFER", "NOTIFY"]);
+/** Initial requests from users that must be authenticated (besides REGISTER). */
+const CHALLENGED = new Set(["INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PUBLISH", "OPTIONS"]);
+/** Retry-After for 503 while draining. */
+const DRAIN_RETRY_AFTER_S = 30;
+
+/** Where a forwarded request goes: the new Request-URI, Routes to add, the next hop. */
+interface Target {
+  readonly uri: Uri;
+  readonly routes: readonly string[];
+  readonly hop: SendTarget;
+}
+
+/**
+ * The stateful proxy of RFC 3261 §16: validates requests (§16.3), follows and pops Route
+ * (§16.4, loose routing), finds targets in the location store (§16.5), forwards to all of them
+ * at once with Record-Route on both sides (§16.6, RFC 5658) and keeps a response context for
+ * the best response (§16.7), relays CANCEL (§16.10) and forwards 2xx ACKs and in-dialog
+ * requests along their Route. Requests for users registered on another proxy of the fleet go
+ * through that proxy, by the binding's Path.
+ */
+export class ProxyCore {
+  readonly #contexts = new Map<ServerTransaction, ResponseContext>();
+  #counter = 0;
+
+  constructor(private readonly o: ProxyCoreOptions) {}
+
+  /** Responses still pending (the proxy is stopping): stop their timers. */
+  close(): void {
+    for (const ctx of this.#contexts.values()) ctx.close();
+    this.#contexts.clear();
+  }
+
+  /** A new request in its server transaction. */
+  async onRequest(tx: ServerTransaction): Promise<void> {
+    const request = tx.request;
+    try {
+      const response = await this.#route(tx, request);
+      if (response !== undefined) tx.respond(response);
+    } catch (e) {
+      if (e instanceof TransportError) {
+        this.o.log.debug({ err: e, callId: request.callId }, "no way to the target");
+        tx.respond(
+          createResponse(request, e.code === "DESTINATION_NOT_ALLOWED" ? 403 : 503, {
+            toTag: this.#tag(),
+          }),
+        );
+        return;
+      }
+      this.o.log.error({ err: e, callId: request.callId }, "proxy failed on a request");
+      tx.respond(createResponse(request, 500, { toTag: this.#tag() }));
+    }
+  }
+
+  /** An ACK outside a transaction (for a 2xx) or one we cannot match: forward statelessly. */
+  async onAck(inbound: InboundMessage): Promise<void> {
+    const request = inbound.message as SipRequest;
+    try {
+      if ((request.maxForwards ?? 70) <= 0) return;
+      const { tokenFlow } = this.#popOurRoutes(request);
+      const hop = await this.#nextHop(request, tokenFlow);
+      if (hop === undefined) return;
+      request.setHeader("Max-Forwards", String((request.maxForwards ?? 70) - 1));
+      // A stateless branch: the same for every retransmission of this ACK (RFC 3261 §16.11).
+      const branch = `z9hG4bK-ack-${shortHash(request.topVia?.branch ?? request.callId)}`;
+      await this.o.transport.send(request, hop, { viaBranch: branch });
+    } catch (e) {
+      this.o.log.debug({ err: e, callId: request.callId }, "ACK not forwarded");
+    }
+  }
+
+  /**
+   * A response no client transaction took (a 2xx retransmitted after its transaction ended,
+   * or one for a branch we forgot): forwarded statelessly by the next Via (RFC 3261 §16.7
+   * step 1, §16.11), when the top Via is ours.
+   */
+  async onStrayResponse(inbound: InboundMessage): Promise<void> {
+    const response = inbound.message as SipResponse;
+    const ours = response.topVia;
+    if (ours === undefined || !this.o.self.isUsAt(ours.host, ours.port ?? viaDefaultPort(ours)))
+      return;
+    response.removeFirstValue("via");
+    const next = response.topVia;
+    if (next === undefined) return;
+    const protocol = protocolOfVia(next.transport);
+    if (protocol === undefined) return;
+    const address = stripIpv6Brackets(next.received ?? next.host);
+    if (isIP(address) === 0) return;
+    const port = typeof next.rport === "number" ? next.rport : (next.port ?? viaDefaultPort(next));
+    try {
+      await this.o.transport.send(response, { protocol, address, port });
+    } catch (e) {
+      this.o.log.debug({ err: e, callId: response.callId }, "stray response not forwarded");
+    }
+  }
+
+  async #route(tx: ServerTransaction, request: SipRequest): Promise<SipResponse | undefined> {
+    const o = this.o;
+    const reply = (status: number, reason?: string) =>
+      createResponse(request, status, {
+        toTag: this.#tag(),
+        ...(reason === undefined ? {} : { reason }),
+      });
+
+    // §16.3 step 2: a URI scheme we do not know.
+    if (!(request.uri instanceof SipUri) && !(request.uri instanceof TelUri)) return reply(416);
+    if (request.method === "CANCEL") return this.#cancel(request, reply);
+
+    // §16.4: Routes that name us are ours to remove; a token in one names a client's flow.
+    const { popped, tokenFlow } = this.#popOurRoutes(request);
+    const inDialog = request.to.tag !== undefined;
+
+    // §16.3 step 3: Max-Forwards.
+    const mf = request.maxForwards;
+    if (mf === 0) {
+      // "If the request is an OPTIONS ... the proxy MAY act as the final recipient."
+      if (request.method === "OPTIONS" && this.#forUs(request)) return this.#optionsReply(request);
+      return reply(483);
+    }
+    // §16.3 step 4: our own Via with this request's loop hash means it came back to us.
+    if (this.#looped(request)) return reply(482);
+    // §16.3 step 5: we support no Proxy-Require extension.
+    const proxyRequire = request.proxyRequire;
+    if (proxyRequire.length > 0) {
+      const r = reply(420);
+      r.appendHeader("Unsupported", proxyRequire.join(", "));
+      return r;
+    }
+
+    const draining = o.draining();
+    const routeLeft = request.field("route") !== undefined;
+    if (!routeLeft && tokenFlow === undefined && this.#forUs(request)) {
+      if (request.method === "OPTIONS") return this.#optionsReply(request);
+      if (request.method !== "REGISTER") return reply(404, "Nothing Here");
+    }
+    if (request.method === "REGISTER" && !routeLeft && tokenFlow === undefined) {
+      const host = request.uri instanceof SipUri ? request.uri.hostname : "";
+      if (o.self.servesDomain(host) || this.#forUs(request)) {
+        if (draining) return this.#draining(request);
+        const user = await this.#authenticate(
+          tx,
+          request,
+          host === "" ? o.self.defaultDomain : this.#realmOf(host),
+        );
+        if (user === null) return undefined;
+        return o.registrar.handle(request, tx.flow, user);
+      }
+    }
+    if (draining && request.method === "INVITE" && !inDialog) return this.#draining(request);
+
+    // In-dialog requests follow their Route set; dialog accounting sees them go by.
+    if (inDialog && (popped || routeLeft || tokenFlow !== undefined)) {
+      if (request.from.tag !== undefined) {
+        o.dialogs.inDialog(request.method, request.callId, request.from.tag, request.to.tag!);
+      }
+      return this.#forward(tx, request, [await this.#directTarget(request, tokenFlow)]);
+    }
+
+    // A Route left that names another hop: only fleet members (or relay domains) are followed.
+    if (routeLeft) {
+      const next = request.routes[0]!.uri;
+      const fromFleet = o.fleet.isMemberAddress(tx.flow.remote.address);
+      if (o.fleet.memberAt(next) === undefined && !this.#relayable(next) && !fromFleet) {
+        return reply(403, "Route Not Allowed");
+      }
+      if (!fromFleet && CHALLENGED.has(request.method) && !inDialog) {
+        const user = await this.#authenticate(tx, request, this.#realmFor(request));
+        if (user === null) return undefined;
+      }
+      return this.#forward(tx, request, [await this.#directTarget(request, tokenFlow)]);
+    }
+
+    // A request that came back to us by a flow token (a Path or Record-Route of ours).
+    if (tokenFlow !== undefined)
+      return this.#forward(tx, request, [await this.#directTarget(request, tokenFlow)]);
+
+    // §16.5: target determination.
+    const uri = request.uri;
+    if (!(uri instanceof SipUri)) return reply(404, "No Route for tel URIs");
+    const fromFleet = o.fleet.isMemberAddress(tx.flow.remote.address);
+    if (!o.self.servesDomain(uri.hostname)) {
+      // Not our domain: forward only for the fleet or to a relay domain (not an open relay).
+      if (!fromFleet && !this.#relayable(uri)) return reply(403, "Relaying Denied");
+      return this.#forward(tx, request, [await this.#directTarget(request, undefined)]);
+    }
+    if (!fromFleet && CHALLENGED.has(request.method)) {
+      const user = await this.#authenticate(tx, request, this.#realmOf(uri.hostname));
+      if (user === null) return undefined;
+      // The caller is who it says: From names the authenticated user.
+      const from = request.from.uri;
+      if (user !== undefined && (!(from instanceof SipUri) || from.unescapedUser !== user)) {
+        return reply(403, "From Is Not You");
+      }
+    }
+    const aor = aorOf(uri);
+    if (aor === undefined) return reply(404);
+    const bindings = await o.store.lookup(aor, o.now());
+    if (bindings.length === 0) {
+      const known = o.auth?.knows(uri.unescapedUser ?? "", this.#realmOf(uri.hostname)) ?? false;
+      return known ? reply(480) : reply(404);
+    }
+    const targets: Target[] = [];
+    for (const b of bindings) {
+      const target = await this.#bindingTarget(b);
+      if (target !== undefined) targets.push(target);
+    }
+    if (targets.length === 0) return reply(480);
+    return this.#forward(tx, request, targets);
+  }
+
+  // ---- §16.6 forwarding ---------------------------------------------------------------------
+
+  #forward(tx: ServerTransaction, request: SipRequest, targets: Target[]): undefined {
+    const o = this.o;
+    const ctx = new ResponseContext({
+      serverTx: tx,
+      request,
+      timers: o.timers,
+      timerCMs: o.timerCMs,
+      onFinal: (response) => {
+        this.#contexts.delete(tx);
+        if (isInitialInvite(request)) {
+          o.dialogs.inviteEnded(
+            request.callId,
+            request.from.tag ?? "",
+            response.status < 300 ? response.to.tag : undefined,
+          );
+        }
+      },
+      on2xx: () => undefined,
+    });
+    this.#contexts.set(tx, ctx);
+    if (request.method === "INVITE") {
+      (tx as InviteServerTransaction).onCancel = () => ctx.cancelAll();
+      if (isInitialInvite(request)) o.dialogs.inviteStarted(request.callId, request.from.tag ?? "");
+    }
+    const loop = loopHash(request);
+    for (const target of targets) {
+      const copy = request.clone();
+      copy.uri = target.uri;
+      for (let i = target.routes.length - 1; i >= 0; i--)
+        copy.prependHeader("Route", target.routes[i]!);
+      // §16.6 step 3: Max-Forwards decremented, or set to 70 when absent.
+      copy.setHeader("Max-Forwards", String((request.maxForwards ?? 71) - 1));
+      if (DIALOG_CREATING.has(request.method) && request.to.tag === undefined) {
+        this.#recordRoute(copy, tx.flow, target.hop);
+      }
+      const branch = `z9hG4bK-${loop}-${(this.#counter++).toString(36)}${newBranch().slice(7, 15)}`;
+      const client: ClientTransaction = o.transactions.sendRequest(copy, target.hop, {
+        branch,
+        onResponse: (response) => ctx.response(client, response),
+      });
+      ctx.add(client);
+    }
+    return undefined;
+  }
+
+  /**
+   * RFC 5658 double Record-Route: our URI on the side of the incoming flow (with its token)
+   * and on the side of the next hop, so that in-dialog requests from either end reach us on
+   * the right transport and go down the right flow.
+   */
+  #recordRoute(request: SipRequest, inbound: FlowInfo, hop: SendTarget): void {
+    const self = this.o.self;
+    const flowId = contactNeedsFlow(request.contacts[0], inbound) ? inbound.id : undefined;
+    const inSide = self.routeUri(inbound.protocol, inbound.remote.address, flowId);
+    const outSide = self.routeUri(hop.protocol, hop.address, hop.flowId);
+    if (inSide !== undefined) request.prependHeader("Record-Route", inSide);
+    if (outSide !== undefined) request.prependHeader("Record-Route", outSide);
+  }
+
+  // ---- targets and next hops ------------------------------------------------------------------
+
+  /** The target of a request routed by Route, flow token or Request-URI as it stands. */
+  async #directTarget(request: SipRequest, tokenFlow: string | undefined): Promise<Target> {
+    const hop = await this.#nextHop(request, tokenFlow);
+    if (hop === undefined) throw new TransportError("no next hop", "NO_LISTENER");
+    return { uri: request.uri, routes: [], hop };
+  }
+
+  /** A binding as a target: its contact, reached along its Path (RFC 3327). */
+  async #bindingTarget(b: Binding): Promise<Target | undefined> {
+    const uri = parseUri(b.contact);
+    const routes = [...b.path];
+    let tokenFlow: string | undefined;
+    // The first Path entry is often ours: its token is the client's flow here.
+    while (routes.length > 0) {
+      const top = parseUri(stripBrackets(routes[0]!));
+      if (!this.o.self.isUs(top)) break;
+      routes.shift();
+      if (top instanceof SipUri && top.user !== undefined) {
+        tokenFlow = this.o.self.tokens.decode(top.user) ?? tokenFlow;
+      }
+    }
+    const next = routes.length > 0 ? parseUri(stripBrackets(routes[0]!)) : uri;
+    if (!(next instanceof SipUri)) return undefined;
+    const hop =
+      routes.length === 0 && tokenFlow !== undefined
+        ? this.#hopOverFlow(tokenFlow, next)
+        : await this.#hopFor(next);
+    return hop === undefined ? undefined : { uri, routes, hop };
+  }
+
+  /** Next hop: the top Route, else the flow a token named, else the Request-URI. */
+  async #nextHop(
+    request: SipRequest,
+    tokenFlow: string | undefined,
+  ): Promise<SendTarget | undefined> {
+    const route = request.routes[0];
+    if (route !== undefined) {
+      return route.uri instanceof SipUri ? this.#hopFor(route.uri) : undefined;
+    }
+    const uri = request.uri;
+    if (!(uri instanceof SipUri)) return undefined;
+    return tokenFlow !== undefined ? this.#hopOverFlow(tokenFlow, uri) : this.#hopFor(uri);
+  }
+
+  /** Down a client's own flow (its connection, or its NAT binding for UDP). */
+  #hopOverFlow(flowId: string, uri: SipUri): SendTarget {
+    const udp = /^udp\|\d+\|(.+)\|(\d+)$/.exec(flowId);
+    if (udp !== null) return { protocol: "udp", address: udp[1]!, port: Number(udp[2]), flowId };
+    const protocol = flowId.slice(0, flowId.indexOf("#")) as SendTarget["protocol"];
+    return { protocol, address: uri.hostname, port: uri.port ?? 5060, flowId };
+  }
+
+  /** RFC 3263 reduced to what a fleet on addresses needs: IP literals (names are refused). */
+  async #hopFor(uri: SipUri): Promise<SendTarget | undefined> {
+    const address = uri.params.get("maddr") ?? uri.hostname;
+    if (isIP(address.replace(/^\[|\]$/g, "")) === 0) return undefined;
+    const protocol = protocolOfUri(uri);
+    return {
+      protocol,
+      address: address.replace(/^\[|\]$/g, ""),
+      port: uri.port ?? (protocol === "tls" || protocol === "wss" ? 5061 : 5060),
+    };
+  }
+
+  /** Removes the Routes that name us (§16.4), keeping the flow token of the last. */
+  #popOurRoutes(request: SipRequest): { popped: boolean; tokenFlow: string | undefined } {
+    let popped = false;
+    let tokenFlow: string | undefined;
+    for (;;) {
+      const top = request.routes[0];
+      if (top === undefined || !this.o.self.isUs(top.uri)) break;
+      request.removeFirstValue("route");
+      popped = true;
+      const user = (top.uri as SipUri).user;
+      if (user !== undefined) tokenFlow = this.o.self.tokens.decode(user) ?? tokenFlow;
+    }
+    return { popped, tokenFlow };
+  }
+
+  // ---- policies -------------------------------------------------------------------------------
+
+  /** A Request-URI that names this proxy itself (an address of ours, or a domain without user). */
+  #forUs(request: SipRequest): boolean {
+    const uri = request.uri;
+    if (!(uri instanceof SipUri)) return false;
+    return (
+      this.o.self.isUs(uri) || (uri.user === undefined && this.o.self.servesDomain(uri.hostname))
+    );
+  }
+
+  #relayable(uri: Uri): boolean {
+    return uri instanceof SipUri && this.o.relayDomains.includes(uri.hostname);
+  }
+
+  #realmOf(host: string): string {
+    return this.o.self.servesDomain(host) ? host.toLowerCase() : this.o.self.defaultDomain;
+  }
+
+  #realmFor(request: SipRequest): string {
+    const from = request.from.uri;
+    return from instanceof SipUri ? this.#realmOf(from.hostname) : this.o.self.defaultDomain;
+  }
+
+  /**
+   * The authenticated user, undefined when authentication is off, or null when a challenge
+   * or refusal was sent (after a delay when someone keeps guessing).
+   */
+  async #authenticate(
+    tx: ServerTransaction,
+    request: SipRequest,
+    realm: string,
+  ): Promise<string | undefined | null> {
+    const auth = this.o.auth;
+    if (auth === undefined) return undefined;
+    const outcome = auth.check(request, tx.flow.remote.address, realm);
+    if (outcome.ok) return outcome.user;
+    if (outcome.delayMs === 0) tx.respond(outcome.response);
+    else this.o.timers.schedule(outcome.delayMs, () => tx.respond(outcome.response));
+    return null;
+  }
+
+  #optionsReply(request: SipRequest): SipResponse {
+    if (this.o.draining()) return this.#draining(request);
+    const ok = createResponse(request, 200, { toTag: this.#tag() });
+    ok.appendHeader("Sipsteer-Load", this.o.workload().toFixed(2));
+    ok.appendHeader(
+      "Allow",
+      "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK",
+    );
+    return ok;
+  }
+
+  #draining(request: SipRequest): SipResponse {
+    const r = createResponse(request, 503, { toTag: this.#tag(), reason: "Draining" });
+    r.appendHeader("Retry-After", String(DRAIN_RETRY_AFTER_S));
+    return r;
+  }
+
+  /** §16.10: a CANCEL that matches an INVITE we are forwarding cancels its branches. */
+  #cancel(request: SipRequest, reply: (status: number) => SipResponse): SipResponse {
+    const invite = this.o.transactions.matchCancel(request);
+    if (invite === undefined) return reply(481);
+    // The transaction layer told the INVITE's context (onCancel) already; answer the CANCEL.
+    return reply(200);
+  }
+
+  #looped(request: SipRequest): boolean {
+    const vias = request.vias;
+    if (vias.length < 2) return false;
+    const prefix = `z9hG4bK-${loopHash(request)}-`;
+    for (let i = 1; i < vias.length; i++) {
+      const v = vias[i]!;
+      if (v.branch?.startsWith(prefix) && this.o.self.isUsAt(v.host, v.port ?? viaDefaultPort(v))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #tag(): string {
+    return `px${(this.#counter++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  }
+}
+
+function viaDefaultPort(via: Via): number {
+  const protocol = protocolOfVia(via.transport);
+  return protocol === undefined ? 5060 : defaultPort(protocol);
+}
+
+function stripIpv6Brackets(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+function isInitialInvite(request: SipRequest): boolean {
+  return request.method === "INVITE" && request.to.tag === undefined;
+}
+
+function stripBrackets(value: string): string {
+  const open = value.indexOf("<");
+  const close = value.indexOf(">");
+  return open >= 0 && close > open ? value.slice(open + 1, close) : value;
+}
+
+function shortHash(text: string): string {
+  return createHash("sha1").update(text).digest("base64url").slice(0, 10);
+}
+
+/**
+ * RFC 3261 §16.6 step 8 / §16.3 step 4: what makes a request the same request for loop
+ * detection (Request-URI, tags, Call-ID, CSeq number, Route, Proxy-Require,
+ * Proxy-Authorization) — a spiral to a new Request-URI hashes differently.
+ */
+function loopHash(request: SipRequest): string {
+  return shortHash(
+    [
+      request.uri.toString(),
+      request.from.tag ?? "",
+      request.to.tag ?? "",
+      request.callId,
+      request.cseq.seq,
+      request.getHeaders("route").join(","),
+      request.getHeaders("proxy-require").join(","),
+      request.getHeaders("proxy-authorization").join(","),
+    ].join("\n"),
+  );
+}

@@ -1,6 +1,7 @@
 import {
   DigestServer,
   type Credentials,
+  type DigestAlgorithm,
   createResponse,
   type Clock,
   type DigestFailure,
@@ -14,6 +15,8 @@ export interface AuthGuardOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly nonceTtlMs: number;
+  readonly algorithms: readonly DigestAlgorithm[];
+  readonly checkDigestUri: boolean;
   readonly slowAfter: number;
   readonly banAfter: number;
   readonly windowMs: number;
@@ -56,7 +59,12 @@ export class AuthGuard {
   #tagCounter = 0;
 
   constructor(private readonly options: AuthGuardOptions) {
-    this.#digest = new DigestServer({ clock: options.clock, nonceTtlMs: options.nonceTtlMs });
+    this.#digest = new DigestServer({
+      clock: options.clock,
+      nonceTtlMs: options.nonceTtlMs,
+      algorithms: options.algorithms,
+      checkUri: options.checkDigestUri,
+    });
   }
 
   /** True when `user` exists in `realm` (to tell 480 from 404). */
@@ -69,7 +77,10 @@ export class AuthGuard {
     const now = this.options.clock.now();
     const sourceKey = `src:${source}`;
     if (this.#banned(sourceKey, now)) return this.#refuse(request);
-    const all = registrar ? request.authorizations : request.proxyAuthorizations;
+    // Credentials in a scheme we do not know are no answer to our challenge (RFC 4475 §3.3.7).
+    const all = (registrar ? request.authorizations : request.proxyAuthorizations).filter(
+      (c) => c.scheme.toLowerCase() === "digest",
+    );
     const credentials = all.find((c) => c.params.get("realm") === realm) ?? all[0];
     if (credentials === undefined) return this.#challenge(request, realm, false, 0);
 

@@ -10,6 +10,8 @@ const CPS_WINDOW_S = 5;
  */
 export class DialogTracker {
   readonly #early = new Map<string, number>();
+  /** The sum of #early's counts, kept as it changes (calls is read on every INVITE). */
+  #earlyCount = 0;
   /** Confirmed dialogs by Call-ID and both tags, with the last time we saw traffic. */
   readonly #confirmed = new Map<string, number>();
   readonly #startedPerSecond = new Array<number>(CPS_WINDOW_S + 1).fill(0);
@@ -19,13 +21,17 @@ export class DialogTracker {
   constructor(
     private readonly clock: Clock,
     private readonly safetyTimeoutMs: number,
+    /** Told whenever the call count may have moved (the load reporter pushes on a marked change). */
+    private readonly onChange: () => void = () => undefined,
   ) {}
 
   start(): void {
     const every = Math.min(60_000, this.safetyTimeoutMs / 4);
     const sweep = () => {
       const cutoff = this.clock.now() - this.safetyTimeoutMs;
+      const before = this.#confirmed.size;
       for (const [id, seen] of this.#confirmed) if (seen <= cutoff) this.#confirmed.delete(id);
+      if (this.#confirmed.size !== before) this.onChange();
       this.#sweep = this.clock.setTimeout(sweep, every);
     };
     this.#sweep = this.clock.setTimeout(sweep, every);
@@ -38,9 +44,7 @@ export class DialogTracker {
 
   /** Early and confirmed dialogs. */
   get calls(): number {
-    let early = 0;
-    for (const n of this.#early.values()) early += n;
-    return early + this.#confirmed.size;
+    return this.#earlyCount + this.#confirmed.size;
   }
 
   /** Calls started per second over the last 5 s. */
@@ -57,25 +61,32 @@ export class DialogTracker {
   inviteStarted(callId: string, fromTag: string): void {
     const key = `${callId}|${fromTag}`;
     this.#early.set(key, (this.#early.get(key) ?? 0) + 1);
+    this.#earlyCount++;
     this.#advance();
     this.#startedPerSecond[this.#lastSecond % (CPS_WINDOW_S + 1)]!++;
+    this.onChange();
   }
 
   /** That INVITE got its final response; a 2xx confirms the dialog with `toTag`. */
   inviteEnded(callId: string, fromTag: string, toTag: string | undefined): void {
     const key = `${callId}|${fromTag}`;
-    const left = (this.#early.get(key) ?? 1) - 1;
-    if (left <= 0) this.#early.delete(key);
-    else this.#early.set(key, left);
+    const had = this.#early.get(key);
+    if (had !== undefined) {
+      this.#earlyCount--;
+      if (had <= 1) this.#early.delete(key);
+      else this.#early.set(key, had - 1);
+    }
     if (toTag !== undefined)
       this.#confirmed.set(dialogId(callId, fromTag, toTag), this.clock.now());
+    this.onChange();
   }
 
   /** An in-dialog request went through: a BYE ends the dialog; others keep it fresh. */
   inDialog(method: string, callId: string, fromTag: string, toTag: string): void {
     const id = dialogId(callId, fromTag, toTag);
-    if (method === "BYE") this.#confirmed.delete(id);
-    else if (this.#confirmed.has(id)) this.#confirmed.set(id, this.clock.now());
+    if (method === "BYE") {
+      if (this.#confirmed.delete(id)) this.onChange();
+    } else if (this.#confirmed.has(id)) this.#confirmed.set(id, this.clock.now());
   }
 
   #advance(): void {

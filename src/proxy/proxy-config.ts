@@ -51,6 +51,17 @@ export const proxyConfigSchema = z.object({
       /** The credentials file (user:realm:ha1-md5:ha1-sha256 per line). */
       credentialsFile: z.string().min(1).optional(),
       nonceTtlMs: z.number().int().positive().default(300_000),
+      /**
+       * Challenges offered, most preferred first (RFC 8760). MD5 leads by default: many phones
+       * (and SIPp) answer only the first challenge and know only MD5; put SHA-256 first, or
+       * alone, where every client speaks it.
+       */
+      algorithms: z
+        .array(z.enum(["MD5", "SHA-256"]))
+        .min(1)
+        .default(["MD5", "SHA-256"]),
+      /** Refuse credentials whose digest-uri is not the Request-URI (see DigestServer). */
+      checkDigestUri: z.boolean().default(false),
       /** Failed attempts (per source address, or per user) in `windowMs` before slowing down. */
       slowAfter: z.number().int().positive().default(5),
       /** … and before refusing with 403 for `banMs`. */
@@ -61,6 +72,8 @@ export const proxyConfigSchema = z.object({
     .default({
       enabled: true,
       nonceTtlMs: 300_000,
+      algorithms: ["MD5", "SHA-256"],
+      checkDigestUri: false,
       slowAfter: 5,
       banAfter: 20,
       windowMs: 60_000,

@@ -149,7 +149,9 @@ export class Proxy {
       logger: this.#log,
     });
     this.#timers = new TimerQueue(this.#clock);
-    this.#dialogs = new DialogTracker(this.#clock, c.dialogSafetyTimeoutMs);
+    this.#dialogs = new DialogTracker(this.#clock, c.dialogSafetyTimeoutMs, () =>
+      this.#reporter?.changed(),
+    );
 
     const self = new Self(
       c.id,
@@ -171,6 +173,7 @@ export class Proxy {
       now,
       pathFor: (flow, contacts) => this.#pathFor(self, flow, contacts),
       servesDomain: (host) => self.servesDomain(host),
+      trustsPath: (flow) => fleet.isMemberAddress(flow.remote.address),
     });
     this.#core = new ProxyCore({
       self,

@@ -25,6 +25,7 @@ export {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
   DEFAULT_MAX_WRITE_BUFFER_BYTES,
+  DEFAULT_UDP_BUFFER_BYTES,
   listenerSchema,
   parseTransportOptions,
   transportOptionsSchema,

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import type { ServerResponse } from "node:http";
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -35,6 +36,12 @@ export function proxyHttpApi(options: ProxyHttpOptions): FastifyInstance {
 
   app.get("/load", async () => options.reporter.make());
 
+  // Held streams are never idle: end them before close(), or it waits for every monitor.
+  const streams = new Set<ServerResponse>();
+  app.addHook("preClose", async () => {
+    for (const res of streams) res.end();
+  });
+
   app.get("/load/stream", (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
     const res = reply.raw;
@@ -47,7 +54,11 @@ export function proxyHttpApi(options: ProxyHttpOptions): FastifyInstance {
     const last = options.reporter.last;
     if (last !== undefined) send(last);
     options.reporter.on("report", send);
-    request.raw.once("close", () => options.reporter.off("report", send));
+    streams.add(res);
+    request.raw.once("close", () => {
+      options.reporter.off("report", send);
+      streams.delete(res);
+    });
   });
 
   app.get("/metrics", async (_request, reply) => {

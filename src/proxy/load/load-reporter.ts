@@ -64,6 +64,10 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
   #cpuAt = performance.now();
   #last: LoadReport | undefined;
   #lastPushAt = 0;
+  /** The last report published (pushed and streamed). */
+  #published: LoadReport | undefined;
+  /** A push put off to keep pushes 50 ms apart. */
+  #soon: ClockTimer | undefined;
   #udp: Socket | undefined;
   #running = false;
 
@@ -92,6 +96,8 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
     this.#running = false;
     if (this.#timer !== undefined) this.options.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#soon !== undefined) this.options.clock.clearTimeout(this.#soon);
+    this.#soon = undefined;
     this.#udp?.close();
     this.#udp = undefined;
   }
@@ -130,18 +136,23 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
     return report;
   }
 
-  /** Called when something changed: push now if it matters and we did not just push. */
+  /** Called when something changed: push now if it matters, or 50 ms after the last push. */
   changed(): void {
-    const last = this.#last;
-    if (!this.#running || last === undefined) return;
+    // Against what went out, not what GET /load made since (a poll must not hide a change).
+    const last = this.#published;
+    if (!this.#running || last === undefined || this.#soon !== undefined) return;
     const calls = this.sources.calls();
     const moved = Math.abs(calls - last.calls) >= Math.max(5, last.calls * 0.1);
-    if (
-      (moved || this.sources.state() !== last.state) &&
-      this.options.clock.now() - this.#lastPushAt >= 50
-    ) {
+    if (!moved && this.sources.state() === last.state) return;
+    const wait = this.#lastPushAt + 50 - this.options.clock.now();
+    if (wait <= 0) {
       this.#publish();
+      return;
     }
+    this.#soon = this.options.clock.setTimeout(() => {
+      this.#soon = undefined;
+      if (this.#running) this.#publish();
+    }, wait);
   }
 
   #tick = (): void => {
@@ -153,6 +164,7 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
   #publish(): void {
     this.#lastPushAt = this.options.clock.now();
     const report = this.make();
+    this.#published = report;
     if (this.options.push.length === 0 || this.options.key === undefined) return;
     const body = Buffer.from(JSON.stringify(report));
     for (const target of this.options.push) this.#push(target, body, this.options.key);

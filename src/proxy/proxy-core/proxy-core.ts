@@ -24,6 +24,7 @@ import {
   type Uri,
   type Via,
 } from "../../sip/index.js";
+import { DestinationPolicy } from "../../sip/transport/destination-policy.js";
 import type { AuthGuard } from "../auth-guard.js";
 import type { DialogTracker } from "../dialogs.js";
 import type { Fleet } from "../fleet.js";
@@ -58,6 +59,13 @@ export interface ProxyCoreOptions {
 const DIALOG_CREATING = new Set(["INVITE", "SUBSCRIBE", "REFER", "NOTIFY"]);
 /** Initial requests from users that must be authenticated (besides REGISTER). */
 const CHALLENGED = new Set(["INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "PUBLISH", "OPTIONS"]);
+/** Where a response is never forwarded, whatever allowedDestinations says. */
+const NOT_A_HOP = new DestinationPolicy([
+  "0.0.0.0/8",
+  "224.0.0.0/4",
+  "255.255.255.255/32",
+  "ff00::/8",
+]);
 /** Retry-After for 503 while draining. */
 const DRAIN_RETRY_AFTER_S = 30;
 
@@ -142,7 +150,8 @@ export class ProxyCore {
     const protocol = protocolOfVia(next.transport);
     if (protocol === undefined) return;
     const address = stripIpv6Brackets(next.received ?? next.host);
-    if (isIP(address) === 0) return;
+    // RFC 4475 §3.3.10: a broadcast or multicast sent-by is an attack, not a hop.
+    if (isIP(address) === 0 || NOT_A_HOP.allows(address)) return;
     const port = typeof next.rport === "number" ? next.rport : (next.port ?? viaDefaultPort(next));
     try {
       await this.o.transport.send(response, { protocol, address, port });
@@ -288,7 +297,10 @@ export class ProxyCore {
     });
     this.#contexts.set(tx, ctx);
     if (request.method === "INVITE") {
-      (tx as InviteServerTransaction).onCancel = () => ctx.cancelAll();
+      const invite = tx as InviteServerTransaction;
+      // As Kamailio's tm does: 100 at once, so the caller stops retransmitting (§16.2).
+      invite.sendTrying();
+      invite.onCancel = () => ctx.cancelAll();
       if (isInitialInvite(request)) o.dialogs.inviteStarted(request.callId, request.from.tag ?? "");
     }
     const loop = loopHash(request);
@@ -323,7 +335,8 @@ export class ProxyCore {
     const inSide = self.routeUri(inbound.protocol, inbound.remote.address, flowId);
     const outSide = self.routeUri(hop.protocol, hop.address, hop.flowId);
     if (inSide !== undefined) request.prependHeader("Record-Route", inSide);
-    if (outSide !== undefined) request.prependHeader("Record-Route", outSide);
+    // One entry serves both sides when they are the same URI (no transport change, no token).
+    if (outSide !== undefined && outSide !== inSide) request.prependHeader("Record-Route", outSide);
   }
 
   // ---- targets and next hops ------------------------------------------------------------------
@@ -351,6 +364,15 @@ export class ProxyCore {
     }
     const next = routes.length > 0 ? parseUri(stripBrackets(routes[0]!)) : uri;
     if (!(next instanceof SipUri)) return undefined;
+    // A Path is followed only to fleet members (DESIGN.md): a stored Path naming anyone else
+    // must not make us relay there.
+    if (routes.length > 0 && this.o.fleet.memberAt(next) === undefined && !this.#relayable(next)) {
+      this.o.log.warn(
+        { aor: b.aor, path: b.path },
+        "Path names a host outside the fleet; binding not used",
+      );
+      return undefined;
+    }
     const hop =
       routes.length === 0 && tokenFlow !== undefined
         ? this.#hopOverFlow(tokenFlow, next)

@@ -23,6 +23,11 @@ export interface RegistrarOptions {
   readonly pathFor: (flow: FlowInfo, contacts: readonly NameAddr[]) => string | undefined;
   /** True when `host` is one of our domains. */
   readonly servesDomain: (host: string) => boolean;
+  /**
+   * True when a REGISTER on this flow comes from a fleet member (the gateway, a proxy), whose
+   * Path headers are kept; anyone else's are ignored (a client cannot choose its own route).
+   */
+  readonly trustsPath: (flow: FlowInfo) => boolean;
 }
 
 /** Option tags the registrar understands in Require (RFC 3327 Path, RFC 5626 outbound). */
@@ -104,7 +109,8 @@ export class Registrar {
     }
     const changes: ContactChange[] = [];
     const ours = o.pathFor(flow, contacts);
-    const path = [...(ours === undefined ? [] : [ours]), ...request.getHeaders("path")];
+    const theirs = o.trustsPath(flow) ? request.getHeaders("path") : [];
+    const path = [...(ours === undefined ? [] : [ours]), ...theirs];
     for (const contact of contacts) {
       let expires = contact.expires ?? headerExpires ?? o.defaultExpires;
       if (expires > 0 && expires < o.minExpires) {
@@ -149,7 +155,7 @@ export class Registrar {
       ok.appendHeader("Contact", `<${b.contact}>;expires=${remaining}${b.params}`);
     }
     if (request.supported.some((t) => t.toLowerCase() === "path")) {
-      for (const p of request.getHeaders("path")) ok.appendHeader("Path", p);
+      for (const p of theirs) ok.appendHeader("Path", p);
     }
     ok.appendHeader("Date", formatSipDate(new Date()));
     o.log.debug({ aor, bindings: outcome.bindings.length }, "registration");

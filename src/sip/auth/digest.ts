@@ -12,6 +12,13 @@ export interface DigestServerOptions {
   readonly nonceTtlMs?: number;
   /** Offered in this order (RFC 8760 §2.3: the preferred first). */
   readonly algorithms?: readonly DigestAlgorithm[];
+  /**
+   * Require the digest-uri to be the Request-URI (RFC 2617 §3.2.2.5 "SHOULD"); default true.
+   * Off, the response is still checked against the uri the client hashed, as Kamailio's auth
+   * module does: clients such as SIPp hash the address they send to, and a proxy on the path
+   * may have rewritten the Request-URI.
+   */
+  readonly checkUri?: boolean;
   readonly clock?: Clock;
 }
 
@@ -51,6 +58,7 @@ export class DigestServer {
   readonly #algorithms: readonly DigestAlgorithm[];
   readonly #clock: Clock;
   readonly #opaque: string;
+  readonly #checkUri: boolean;
   /** Highest nonce count seen per nonce (only for credentials that verified). */
   readonly #counts = new Map<string, { nc: number; expires: number }>();
 
@@ -60,6 +68,7 @@ export class DigestServer {
     this.#algorithms = options.algorithms ?? DIGEST_ALGORITHMS;
     this.#clock = options.clock ?? systemClock;
     this.#opaque = randomBytes(8).toString("hex");
+    this.#checkUri = options.checkUri ?? true;
   }
 
   /**
@@ -112,7 +121,8 @@ export class DigestServer {
     const age = this.#nonceAge(nonce, realm);
     if (age === undefined) return { ok: false, reason: "bad-nonce", user };
     // RFC 3261 §22.4: the digest-uri must be the Request-URI.
-    if (uri !== request.uri.toString()) return { ok: false, reason: "uri-mismatch", user };
+    if (this.#checkUri && uri !== request.uri.toString())
+      return { ok: false, reason: "uri-mismatch", user };
     const secret = lookup(user, realm, algorithm);
     if (secret === undefined) return { ok: false, reason: "unknown-user", user };
     const ha2 = digestHash(algorithm, `${request.method}:${uri}`);

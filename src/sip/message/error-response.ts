@@ -35,15 +35,21 @@ export function buildParseErrorResponse(error: SipParseError, raw: Buffer): Buff
     list.push(line.slice(colon + 1).trim());
     found.set(key, list);
   }
-  if (COPIED.some((k) => found.get(k) === undefined)) return undefined;
+  // Via and CSeq are what a client matches a response by (RFC 3261 §17.1.3); the rest is
+  // copied when present (RFC 4475 §3.3.1: a request missing From or To still deserves a 400).
+  if (found.get("via") === undefined || found.get("cseq") === undefined) return undefined;
   const reason = error.reason.replace(/[\r\n]/g, " ");
   const out = [`SIP/2.0 ${error.status} ${reason}`];
   for (const via of found.get("via")!) out.push(`Via: ${via}`);
-  out.push(`From: ${found.get("from")![0]!}`);
-  let to = found.get("to")![0]!;
-  if (!/;\s*tag\s*=/i.test(to)) to += `;tag=${randomBytes(6).toString("hex")}`;
-  out.push(`To: ${to}`);
-  out.push(`Call-ID: ${found.get("call-id")![0]!}`);
+  const from = found.get("from")?.[0];
+  if (from !== undefined) out.push(`From: ${from}`);
+  let to = found.get("to")?.[0];
+  if (to !== undefined) {
+    if (!/;\s*tag\s*=/i.test(to)) to += `;tag=${randomBytes(6).toString("hex")}`;
+    out.push(`To: ${to}`);
+  }
+  const callId = found.get("call-id")?.[0];
+  if (callId !== undefined) out.push(`Call-ID: ${callId}`);
   out.push(`CSeq: ${found.get("cseq")![0]!}`);
   out.push("Content-Length: 0", "", "");
   return Buffer.from(out.join("\r\n"), "latin1");

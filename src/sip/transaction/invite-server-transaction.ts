@@ -26,15 +26,16 @@ export class InviteServerTransaction extends ServerTransaction {
     // "The server transaction MUST generate a 100 (Trying) response unless it knows that the
     // TU will generate a provisional or final response within 200 ms"
     const delay = ctx.options.tryingDelayMs;
-    if (delay === 0) this.#sendTrying();
+    if (delay === 0) this.sendTrying();
     else
       this.startTimer(
         "Trying",
-        ctx.timers.schedule(delay, () => this.#sendTrying()),
+        ctx.timers.schedule(delay, () => this.sendTrying()),
       );
   }
 
-  #sendTrying(): void {
+  /** Sends 100 Trying now unless something went out already (a proxy forwarding, §16.2). */
+  sendTrying(): void {
     if (this.#responded || this.state !== "proceeding") return;
     this.#responded = true;
     this.send(createResponse(this.request, 100));

@@ -105,6 +105,12 @@ export interface SentMessage {
 }
 
 const CRLF = Buffer.from("\r\n", "latin1");
+const NEVER_A_DESTINATION = new DestinationPolicy([
+  "0.0.0.0/8",
+  "224.0.0.0/4",
+  "255.255.255.255/32",
+  "ff00::/8",
+]);
 /** The largest UDP payload over IPv4 (65,535 minus IP and UDP headers). */
 const MAX_DATAGRAM = 65_507;
 
@@ -359,7 +365,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #checkDestination(address: string): void {
-    if (this.#policy.allows(address)) return;
+    // We speak unicast SIP only: a multicast or broadcast Via maddr, received or sent-by is
+    // an amplification attempt (RFC 4475 §3.3.10), whatever allowedDestinations says.
+    if (this.#policy.allows(address) && !NEVER_A_DESTINATION.allows(address)) return;
     this.stats.refusedDestinations++;
     this.#log.warn({ address }, "destination not in allowedDestinations; not sent");
     throw new TransportError(`destination ${address} is not allowed`, "DESTINATION_NOT_ALLOWED");
@@ -548,6 +556,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
           resolve();
         });
       });
+      this.#sizeBuffers(socket);
       const spec = bound(options, socket.address().port);
       const listener: UdpListener = { kind: "udp", spec, socket };
       const index = this.#listeners.length;
@@ -623,6 +632,23 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   /** Per-source connection cap: false (and counted) when this source has too many. */
+  /** Asks for udpBufferBytes; the kernel may give less (rmem_max), which is logged. */
+  #sizeBuffers(socket: DgramSocket): void {
+    const want = this.options.udpBufferBytes;
+    try {
+      socket.setRecvBufferSize(want);
+      socket.setSendBufferSize(want);
+    } catch (e) {
+      this.#log.warn({ err: e, want }, "UDP buffer size not set");
+      return;
+    }
+    // Linux reports double what it grants (bookkeeping overhead counted in).
+    const got = socket.getRecvBufferSize();
+    if (got < want) {
+      this.#log.info({ want, got }, "UDP receive buffer smaller than asked (net.core.rmem_max)");
+    }
+  }
+
   #admit(source: string): boolean {
     const count = this.#perSource.get(source) ?? 0;
     if (count >= this.options.maxConnectionsPerSource) {

@@ -8,6 +8,11 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 64;
 /** A peer that lets this much of our output pile up unread is cut off. */
 export const DEFAULT_MAX_WRITE_BUFFER_BYTES = 1_048_576;
+/**
+ * UDP socket buffers, as Kamailio's maxbuffer: a burst (or a pause for garbage collection)
+ * queues here instead of being dropped. The kernel caps it at net.core.rmem_max/wmem_max.
+ */
+export const DEFAULT_UDP_BUFFER_BYTES = 4 * 1_048_576;
 /** Everywhere: an operator's proxy must reach its phones. Tests narrow it to loopback. */
 export const DEFAULT_ALLOWED_DESTINATIONS = ["0.0.0.0/0", "::/0"];
 
@@ -44,6 +49,7 @@ export const transportOptionsSchema = z.object({
   maxConnections: z.number().int().positive().default(DEFAULT_MAX_CONNECTIONS),
   maxConnectionsPerSource: z.number().int().positive().default(DEFAULT_MAX_CONNECTIONS_PER_SOURCE),
   maxWriteBufferBytes: z.number().int().positive().default(DEFAULT_MAX_WRITE_BUFFER_BYTES),
+  udpBufferBytes: z.number().int().positive().default(DEFAULT_UDP_BUFFER_BYTES),
   /** Bounds of the codec (message size, header count …). */
   limits: z
     .object({

@@ -60,7 +60,7 @@ function refuse(
     if (reply !== undefined) {
       // The fields are copied as received, so a response to a bad Via has that Via too.
       assert.match(reply.toString("latin1"), new RegExp(`^SIP/2\\.0 ${expected.status} `));
-      assert.match(reply.toString("latin1"), /\r\nCall-ID: [^\r]+\r\n/);
+      assert.match(reply.toString("latin1"), /\r\nCSeq: [^\r]+\r\n/);
     }
   }
   return caught;

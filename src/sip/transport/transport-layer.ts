@@ -602,8 +602,13 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     });
     wss.on("connection", (ws, req) => {
       const socket = req.socket;
+      // Reset before we took it: no address to answer to (see #accept).
+      if (socket.remoteAddress === undefined) {
+        ws.terminate();
+        return;
+      }
       const remote = {
-        address: plainAddress(socket.remoteAddress ?? ""),
+        address: plainAddress(socket.remoteAddress),
         port: socket.remotePort ?? 0,
       };
       if (!this.#admit(remote.address)) {
@@ -668,8 +673,16 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #accept(socket: NetSocket, protocol: "tcp" | "tls"): void {
-    const source = plainAddress(socket.remoteAddress ?? "");
-    if (this.#state !== "started" || !this.#admit(source)) {
+    // A peer that reset the connection before we took it has no address any more
+    // (getpeername fails): nothing can be answered there, and an empty source would be
+    // stamped into Via as an empty `received=`.
+    const remote = socket.remoteAddress;
+    if (this.#state !== "started" || remote === undefined) {
+      socket.destroy();
+      return;
+    }
+    const source = plainAddress(remote);
+    if (!this.#admit(source)) {
       socket.destroy();
       return;
     }
@@ -787,8 +800,20 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   #deliver(message: SipMessage, flow: FlowInfo): void {
     this.stats.received++;
-    if (message.type === "request") stampVia(message, flow.remote);
-    this.emit("message", { message, flow });
+    try {
+      if (message.type === "request") stampVia(message, flow.remote);
+      this.emit("message", { message, flow });
+    } catch (e) {
+      // Headers parse on demand, so a listener can meet a malformed one: a message error,
+      // never a process error (the socket handlers above us have no one to throw to).
+      if (e instanceof SipParseError) {
+        this.stats.parseErrors++;
+        this.#log.debug({ err: e, flow: flow.id }, "message dropped: malformed header");
+      } else {
+        // A bug above us: one message lost, logged loudly, the listener keeps serving.
+        this.#log.error({ err: e, flow: flow.id }, "message handler failed");
+      }
+    }
   }
 
   // ---- idle connections -------------------------------------------------------------------

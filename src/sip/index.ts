@@ -8,6 +8,7 @@ export {
 } from "./errors.js";
 export { systemClock, type Clock, type ClockTimer } from "./clock.js";
 export { TimerQueue, type Timer } from "./timer-queue.js";
+export { randomToken } from "./random-token.js";
 export { silentLogger, type Logger } from "./logger.js";
 export {
   TransportLayer,

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import {
   SipUri,
@@ -6,7 +5,7 @@ import {
   TransportError,
   createResponse,
   defaultPort,
-  newBranch,
+  randomToken,
   protocolOfVia,
   parseUri,
   type ClientTransaction,
@@ -127,7 +126,7 @@ export class ProxyCore {
       if (hop === undefined) return;
       request.setHeader("Max-Forwards", String((request.maxForwards ?? 70) - 1));
       // A stateless branch: the same for every retransmission of this ACK (RFC 3261 §16.11).
-      const branch = `z9hG4bK-ack-${shortHash(request.topVia?.branch ?? request.callId)}`;
+      const branch = `z9hG4bK-ack-${fnv(FNV_OFFSET, request.topVia?.branch ?? request.callId).toString(36)}`;
       await this.o.transport.send(request, hop, { viaBranch: branch });
     } catch (e) {
       this.o.log.debug({ err: e, callId: request.callId }, "ACK not forwarded");
@@ -297,10 +296,8 @@ export class ProxyCore {
     });
     this.#contexts.set(tx, ctx);
     if (request.method === "INVITE") {
-      const invite = tx as InviteServerTransaction;
-      // As Kamailio's tm does: 100 at once, so the caller stops retransmitting (§16.2).
-      invite.sendTrying();
-      invite.onCancel = () => ctx.cancelAll();
+      // 100 Trying comes from the server transaction if no provisional is back in 200 ms.
+      (tx as InviteServerTransaction).onCancel = () => ctx.cancelAll();
       if (isInitialInvite(request)) o.dialogs.inviteStarted(request.callId, request.from.tag ?? "");
     }
     const loop = loopHash(request);
@@ -314,7 +311,7 @@ export class ProxyCore {
       if (DIALOG_CREATING.has(request.method) && request.to.tag === undefined) {
         this.#recordRoute(copy, tx.flow, target.hop);
       }
-      const branch = `z9hG4bK-${loop}-${(this.#counter++).toString(36)}${newBranch().slice(7, 15)}`;
+      const branch = `z9hG4bK-${loop}-${randomToken(9)}`;
       const client: ClientTransaction = o.transactions.sendRequest(copy, target.hop, {
         branch,
         onResponse: (response) => ctx.response(client, response),
@@ -533,26 +530,37 @@ function stripBrackets(value: string): string {
   return open >= 0 && close > open ? value.slice(open + 1, close) : value;
 }
 
-function shortHash(text: string): string {
-  return createHash("sha1").update(text).digest("base64url").slice(0, 10);
-}
-
 /**
  * RFC 3261 §16.6 step 8 / §16.3 step 4: what makes a request the same request for loop
  * detection (Request-URI, tags, Call-ID, CSeq number, Route, Proxy-Require,
  * Proxy-Authorization) — a spiral to a new Request-URI hashes differently.
  */
 function loopHash(request: SipRequest): string {
-  return shortHash(
-    [
-      request.uri.toString(),
-      request.from.tag ?? "",
-      request.to.tag ?? "",
-      request.callId,
-      request.cseq.seq,
-      request.getHeaders("route").join(","),
-      request.getHeaders("proxy-require").join(","),
-      request.getHeaders("proxy-authorization").join(","),
-    ].join("\n"),
-  );
+  let h = FNV_OFFSET;
+  h = fnv(h, request.uri.toString());
+  h = fnv(h, request.from.tag ?? "");
+  h = fnv(h, request.to.tag ?? "");
+  h = fnv(h, request.callId);
+  h = fnv(h, String(request.cseq.seq));
+  for (const name of ["route", "proxy-require", "proxy-authorization"]) {
+    for (const value of request.getHeaders(name)) h = fnv(h, value);
+  }
+  return h.toString(36);
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+
+/**
+ * 32-bit FNV-1a over a string's UTF-16 code units, with a separator mixed in after it. Loop
+ * detection needs a fingerprint, not a cryptographic hash: a collision can only make a
+ * sender's own request look like a loop.
+ */
+function fnv(hash: number, text: string): number {
+  let h = hash;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= 0x0a;
+  return Math.imul(h, 0x01000193) >>> 0;
 }

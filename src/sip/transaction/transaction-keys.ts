@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import { BRANCH_MAGIC_COOKIE, type SipMessage, type SipRequest } from "../message/index.js";
+import { randomToken } from "../random-token.js";
 
 /**
  * A copy of `s` that holds no reference to the text it was cut from. V8 keeps the whole
@@ -13,7 +13,7 @@ function detach(s: string): string {
 
 /** A new branch: the magic cookie and 96 random bits (RFC 3261 §8.1.1.7). */
 export function newBranch(): string {
-  return BRANCH_MAGIC_COOKIE + randomBytes(12).toString("base64url");
+  return BRANCH_MAGIC_COOKIE + randomToken(12);
 }
 
 /**

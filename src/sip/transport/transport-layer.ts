@@ -1,4 +1,5 @@
 import { createSocket, type Socket as DgramSocket } from "node:dgram";
+import { lookup as dnsLookup } from "node:dns";
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -548,7 +549,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const family = isIP(address);
     if (family === 0) throw new RangeError(`transport.listen: ${address} is not an IP address`);
     if (protocol === "udp") {
-      const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", reuseAddr: false });
+      const socket = createSocket({
+        type: family === 6 ? "udp6" : "udp4",
+        reuseAddr: false,
+        lookup: literalLookup,
+      });
       await new Promise<void>((resolve, reject) => {
         socket.once("error", reject);
         socket.bind(options.port, address, () => {
@@ -850,6 +855,21 @@ function stampVia(message: SipMessage, source: Endpoint): void {
 }
 
 /** A host as a socket address: IPv6 without its brackets. */
+/**
+ * dgram passes every send's address through `lookup` (dns.lookup answers even an IP literal
+ * on the next tick, a deferral per datagram); the addresses we send to are literals, so they
+ * are answered at once.
+ */
+const literalLookup = ((
+  address: string,
+  family: number,
+  callback: (err: Error | null, address: string, family: number) => void,
+): void => {
+  const literal = isIP(address);
+  if (literal !== 0) callback(null, address, literal);
+  else dnsLookup(address, family, callback);
+}) as unknown as typeof dnsLookup;
+
 function hostAddress(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
 }

@@ -14,6 +14,7 @@ export {
   TransportLayer,
   type BoundListener,
   type SendOptions,
+  type SharedTransportHooks,
   type SentMessage,
   type TransportDeps,
   type TransportEvents,

@@ -77,6 +77,11 @@ export abstract class SipMessageBase {
     this.limits = limits;
   }
 
+  /** The bytes this message was parsed from (undefined for one we built). */
+  get wireBytes(): Buffer | undefined {
+    return this.source?.bytes;
+  }
+
   get body(): Buffer {
     if (this.#body === undefined) {
       const src = this.source!;

@@ -105,6 +105,7 @@ export class InviteClientTransaction extends ClientTransaction {
           this.stopTimer("B");
           this.passUp(response);
           this.settle(response);
+          this.release();
           this.startTimer(
             "M",
             this.ctx.timers.schedule(64 * this.ctx.options.t1Ms, () => this.terminate("normal")),
@@ -116,6 +117,7 @@ export class InviteClientTransaction extends ClientTransaction {
           this.#ack(response);
           this.passUp(response);
           this.settle(response);
+          this.release();
           // "Timer D ... at least 32 seconds for unreliable transports, and ... zero seconds
           // for reliable transports"
           if (this.unreliable) {

@@ -70,6 +70,7 @@ export class NonInviteClientTransaction extends ClientTransaction {
     this.stopTimer("F");
     this.passUp(response);
     this.settle(response);
+    this.release();
     // "Timer K ... T4 seconds for unreliable transports, and zero seconds for reliable"
     if (this.unreliable) {
       this.startTimer(

@@ -72,7 +72,7 @@ export abstract class ServerTransaction extends Transaction {
       try {
         const sent = this.ctx.transport.sendResponseNow(response, this.flow);
         if (sent !== undefined) {
-          this.lastSent = sent;
+          this.#keep(sent);
           return;
         }
       } catch (e) {
@@ -82,9 +82,7 @@ export abstract class ServerTransaction extends Transaction {
     }
     const start = (): Promise<void> =>
       this.ctx.transport.sendResponse(response, this.flow).then(
-        (sent) => {
-          this.lastSent = sent;
-        },
+        (sent) => this.#keep(sent),
         (e: unknown) => this.#failed(e),
       );
     const sending = this.#sending === undefined ? start() : this.#sending.then(start);
@@ -92,6 +90,15 @@ export abstract class ServerTransaction extends Transaction {
     void sending.then(() => {
       if (this.#sending === sending) this.#sending = undefined;
     });
+  }
+
+  /**
+   * Keeps what was sent for retransmission, except in Accepted (RFC 6026), where 2xx
+   * retransmissions are the TU's and the transaction only absorbs the INVITE's: holding the
+   * bytes for 64*T1 would only cost memory.
+   */
+  #keep(sent: SentMessage): void {
+    this.lastSent = this.state === "accepted" ? undefined : sent;
   }
 
   #failed(e: unknown): void {

@@ -89,6 +89,29 @@ export interface TransportEvents {
 export interface TransportDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** Set when this transport is one of several processes sharing the listeners. */
+  readonly shared?: SharedTransportHooks;
+}
+
+/**
+ * How one process of several (a proxy run on every core) shares the listeners: UDP sockets
+ * are shared by all, stream listeners (TCP, TLS, WS, WSS) live in one process only.
+ */
+export interface SharedTransportHooks {
+  /** False: do not bind stream listeners; their connections are another process's. */
+  readonly ownsStreams: boolean;
+  /**
+   * Sees every message that parsed, before anything else: true when it was handed to the
+   * process that owns it (its transaction lives there), which is then told via `inject`.
+   */
+  steer(bytes: Buffer, message: SipMessage, flow: FlowInfo): boolean;
+  /** Sends bytes over a stream flow (by id) or to a stream peer that another process owns. */
+  sendElsewhere(target: SendTarget, bytes: Buffer): void;
+  /**
+   * For each UDP listener (in order), a port of this process alone on the same address
+   * (0: any): our Via sent-by names it, so responses come straight back to this process.
+   */
+  readonly ownUdpPorts?: readonly number[];
 }
 
 export interface SendOptions {
@@ -133,7 +156,12 @@ interface WsListener {
   wss: WebSocketServer;
   options: ListenerOptions;
 }
-type Listener = UdpListener | StreamListener | WsListener;
+/** A stream listener that another process binds (SharedTransportHooks.ownsStreams false). */
+interface RemoteListener {
+  kind: "remote";
+  spec: BoundListener;
+}
+type Listener = UdpListener | StreamListener | WsListener | RemoteListener;
 
 /**
  * The SIP transport layer (RFC 3261 §18, RFC 3581, RFC 5626 keep-alives, RFC 7118): UDP,
@@ -156,8 +184,14 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #policy: DestinationPolicy;
+  readonly #shared: SharedTransportHooks | undefined;
   readonly #limits: ParseLimits;
   #listeners: Listener[] = [];
+  /** Listeners as configured; own UDP sockets of a shared transport follow them. */
+  #configured = 0;
+  /** Configured UDP listener → this process's own port on its address (shared transports). */
+  readonly #viaPort = new Map<BoundListener, number>();
+  readonly #ownSocket = new Map<Listener, UdpListener>();
   /** Connection flows by id. */
   readonly #flows = new Map<string, Flow>();
   /** Connection flows by peer, for reuse: "protocol|address|port". */
@@ -173,12 +207,18 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.#clock = deps.clock ?? systemClock;
     this.#log = (deps.logger ?? silentLogger).child({ component: "transport" });
     this.#policy = new DestinationPolicy(this.options.allowedDestinations);
+    this.#shared = deps.shared;
     this.#limits = this.options.limits as ParseLimits;
   }
 
   /** The listeners as bound (after start). */
   get boundListeners(): readonly BoundListener[] {
-    return this.#listeners.map((l) => l.spec);
+    return this.#listeners.slice(0, this.#configured).map((l) => l.spec);
+  }
+
+  /** This process's own UDP sockets (SharedTransportHooks.ownUdpPorts), as bound. */
+  get ownListeners(): readonly BoundListener[] {
+    return this.#listeners.slice(this.#configured).map((l) => l.spec);
   }
 
   /** Open connection flows. */
@@ -191,6 +231,19 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.#state = "started";
     try {
       for (const spec of this.options.listen) this.#listeners.push(await this.#listen(spec));
+      this.#configured = this.#listeners.length;
+      const own = this.#shared?.ownUdpPorts;
+      if (own !== undefined) {
+        const udp = this.#listeners.filter((l) => l.kind === "udp");
+        for (const [i, shared] of udp.entries()) {
+          const port = own[i];
+          if (port === undefined) continue;
+          const mine = (await this.#listen({ ...shared.spec, port }, true)) as UdpListener;
+          this.#listeners.push(mine);
+          this.#viaPort.set(shared.spec, mine.spec.port);
+          this.#ownSocket.set(shared, mine);
+        }
+      }
     } catch (e) {
       await this.stop();
       throw e;
@@ -211,7 +264,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         closing.push(new Promise((resolve) => l.socket.close(() => resolve())));
       } else if (l.kind === "stream") {
         closing.push(new Promise((resolve) => l.server.close(() => resolve())));
-      } else {
+      } else if (l.kind === "ws") {
         for (const client of l.wss.clients) client.terminate();
         closing.push(new Promise((resolve) => l.wss.close(() => resolve())));
         closing.push(new Promise((resolve) => l.http.close(() => resolve())));
@@ -231,7 +284,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
    */
   async reloadTlsCredentials(): Promise<void> {
     for (const l of this.#listeners) {
-      if (l.kind === "udp" || l.options.tls === undefined) continue;
+      if (l.kind === "udp" || l.kind === "remote" || l.options.tls === undefined) continue;
       const credentials = await this.#readCredentials(l.options);
       if (l.kind === "stream") (l.server as TlsServer).setSecureContext(credentials);
       else (l.http as unknown as TlsServer).setSecureContext(credentials);
@@ -296,7 +349,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const via = response.topVia;
     if (via === undefined) throw new TransportError("response without Via", "SEND_FAILED");
     if (requestFlow.reliable) {
-      const open = this.#flows.get(requestFlow.id);
+      const open =
+        this.#flows.get(requestFlow.id) ?? this.#remoteFlowById(requestFlow.id, requestFlow);
       return open === undefined ? undefined : this.#write(response, open);
     }
     let address: string;
@@ -326,6 +380,33 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         ? this.#udpFlowOf(listener, requestFlow as UdpFlowInfo)
         : this.#udpFlow(listener, index!, { address, port });
     return this.#write(response, flow);
+  }
+
+  /**
+   * A message another process of a shared transport received and handed here (its
+   * transaction lives here): parsed and delivered as if it had arrived on `flow`.
+   */
+  inject(bytes: Buffer, flow: FlowInfo): void {
+    if (this.#state !== "started") return;
+    let message: SipMessage | null;
+    try {
+      message = parseDatagram(bytes, { limits: this.#limits });
+    } catch (e) {
+      if (!(e instanceof SipParseError)) throw e;
+      this.stats.parseErrors++;
+      return;
+    }
+    if (message !== null) this.#deliver(message, flow, false);
+  }
+
+  /**
+   * Sends bytes another process of a shared transport asked us to send, over a stream flow
+   * we own (by id) or to a peer (reusing or opening a connection).
+   */
+  async sendBytes(target: SendTarget, bytes: Buffer): Promise<void> {
+    this.#assertStarted();
+    const flow = await this.#flowTo(target);
+    this.#writeBytes(bytes, flow);
   }
 
   /** Closes a connection flow (no-op for UDP or a closed flow). */
@@ -377,6 +458,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   #existingFlow(id: string): Flow | undefined {
     const open = this.#flows.get(id);
     if (open !== undefined) return open;
+    const remote = this.#remoteFlowById(id);
+    if (remote !== undefined) return remote;
     const udp = parseUdpFlowId(id);
     const listener = udp === undefined ? undefined : this.#listeners[udp.listenerIndex];
     if (listener?.kind !== "udp") return undefined;
@@ -395,15 +478,20 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.#checkDestination(address);
     if (target.protocol === "udp") {
       const family = isIP(address) === 6 ? 6 : 4;
-      const listener = this.#listenerFor("udp", family);
-      if (listener?.kind !== "udp") {
+      const configured = this.#listenerFor("udp", family);
+      if (configured?.kind !== "udp") {
         throw new TransportError(`no UDP listener for IPv${family}`, "NO_LISTENER");
       }
+      // A shared transport sends new requests from this process's own socket, so that the
+      // responses (to the source port, RFC 3581) come back to this process.
+      const listener = this.#ownSocket.get(configured) ?? configured;
       return this.#udpFlow(listener, this.#listeners.indexOf(listener), {
         address,
         port: target.port,
       });
     }
+    const owner = this.#listenerFor(target.protocol, isIP(address) === 6 ? 6 : 4);
+    if (owner?.kind === "remote") return this.#remoteFlow(owner, { ...target, address });
     const peer = `${target.protocol}|${address}|${target.port}`;
     const reuse = this.#byPeer.get(peer);
     if (reuse !== undefined) {
@@ -416,6 +504,40 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       this.#connecting.set(peer, pending);
     }
     return pending;
+  }
+
+  /** A stream flow of another process, known by id (with its description when we have it). */
+  #remoteFlowById(id: string, info?: FlowInfo): Flow | undefined {
+    if (this.#shared === undefined || id.startsWith("udp|")) return undefined;
+    const protocol = id.slice(0, id.indexOf("#")) as Protocol;
+    const listener = this.#listenerFor(protocol);
+    if (listener?.kind !== "remote") return undefined;
+    const remote = info?.remote ?? { address: "", port: 0 };
+    return this.#remoteFlow(listener, {
+      protocol,
+      address: remote.address,
+      port: remote.port,
+      flowId: id,
+    });
+  }
+
+  /** Writes go to the process that owns the stream listener (it opens or reuses the flow). */
+  #remoteFlow(listener: RemoteListener, target: SendTarget): Flow {
+    const shared = this.#shared!;
+    const secure = target.protocol === "tls" || target.protocol === "wss";
+    return {
+      info: {
+        id: target.flowId ?? `${target.protocol}#remote`,
+        protocol: target.protocol,
+        local: { address: listener.spec.address, port: listener.spec.port },
+        remote: { address: target.address, port: target.port },
+        reliable: true,
+        secure,
+      },
+      lastActivity: 0,
+      write: (bytes: Buffer) => shared.sendElsewhere(target, bytes),
+      close: () => undefined,
+    };
   }
 
   /** A flow to write on for a UDP flow we already described (no new description). */
@@ -434,7 +556,9 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #listenerFor(protocol: Protocol, family?: 4 | 6): Listener | undefined {
-    const same = this.#listeners.filter((l) => l.spec.protocol === protocol);
+    const same = this.#listeners
+      .slice(0, this.#configured)
+      .filter((l) => l.spec.protocol === protocol);
     return (
       same.find((l) => family === undefined || (isIP(l.spec.address) === 6 ? 6 : 4) === family) ??
       same[0]
@@ -448,7 +572,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     // A client without a listener of that kind (a browser-like WebSocket client) uses its
     // connection's local address, as RFC 7118 §5.2 allows any sent-by.
     const host = listener?.advertise ?? flow.local.address;
-    const port = listener?.port ?? flow.local.port;
+    const port =
+      (listener === undefined ? undefined : this.#viaPort.get(listener)) ??
+      listener?.port ??
+      flow.local.port;
     const sentBy = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
     return `SIP/2.0/${viaTransport(flow.protocol)} ${sentBy};branch=${branch};rport`;
   }
@@ -544,10 +671,15 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   // ---- receiving ------------------------------------------------------------------------
 
-  async #listen(options: ListenerOptions): Promise<Listener> {
+  async #listen(options: ListenerOptions, exclusive = false): Promise<Listener> {
     const { protocol, address } = options;
     const family = isIP(address);
     if (family === 0) throw new RangeError(`transport.listen: ${address} is not an IP address`);
+    if (protocol !== "udp" && this.#shared?.ownsStreams === false) {
+      if (options.port === 0)
+        throw new RangeError("transport.listen: a shared listener needs its port");
+      return { kind: "remote", spec: bound(options, options.port) };
+    }
     if (protocol === "udp") {
       const socket = createSocket({
         type: family === 6 ? "udp6" : "udp4",
@@ -556,7 +688,8 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
       });
       await new Promise<void>((resolve, reject) => {
         socket.once("error", reject);
-        socket.bind(options.port, address, () => {
+        // Not exclusive in a cluster worker: the primary shares one socket among workers.
+        socket.bind({ port: options.port, address, exclusive }, () => {
           socket.off("error", reject);
           resolve();
         });
@@ -803,9 +936,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     }
   }
 
-  #deliver(message: SipMessage, flow: FlowInfo): void {
+  #deliver(message: SipMessage, flow: FlowInfo, steer = true): void {
     this.stats.received++;
     try {
+      if (steer && this.#shared?.steer(message.wireBytes!, message, flow) === true) return;
       if (message.type === "request") stampVia(message, flow.remote);
       this.emit("message", { message, flow });
     } catch (e) {

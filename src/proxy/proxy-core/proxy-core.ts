@@ -11,7 +11,7 @@ import {
   type ClientTransaction,
   type FlowInfo,
   type InboundMessage,
-  type InviteServerTransaction,
+  InviteServerTransaction,
   type Logger,
   type SendTarget,
   type ServerTransaction,
@@ -52,6 +52,11 @@ export interface ProxyCoreOptions {
   readonly draining: () => boolean;
   /** The workload for Sipsteer-Load (0…1). */
   readonly workload: () => number;
+  /**
+   * Written into our branches after the loop fingerprint ("w1."): the process of a
+   * multi-process proxy that sent a request, which its responses are steered back to.
+   */
+  readonly branchTag: string;
 }
 
 /** Methods that create dialogs: the proxy stays in their path (Record-Route). */
@@ -121,7 +126,7 @@ export class ProxyCore {
     const request = inbound.message as SipRequest;
     try {
       if ((request.maxForwards ?? 70) <= 0) return;
-      const { tokenFlow } = this.#popOurRoutes(request);
+      const { tokenFlow } = this.#popOurRoutes(request, inbound.flow.id);
       const hop = await this.#nextHop(request, tokenFlow);
       if (hop === undefined) return;
       request.setHeader("Max-Forwards", String((request.maxForwards ?? 70) - 1));
@@ -172,7 +177,7 @@ export class ProxyCore {
     if (request.method === "CANCEL") return this.#cancel(request, reply);
 
     // §16.4: Routes that name us are ours to remove; a token in one names a client's flow.
-    const { popped, tokenFlow } = this.#popOurRoutes(request);
+    const { popped, tokenFlow } = this.#popOurRoutes(request, tx.flow.id);
     const inDialog = request.to.tag !== undefined;
 
     // §16.3 step 3: Max-Forwards.
@@ -277,6 +282,11 @@ export class ProxyCore {
 
   #forward(tx: ServerTransaction, request: SipRequest, targets: Target[]): undefined {
     const o = this.o;
+    // The context outlives the request (2xx from forks come for 64*T1): its callbacks hold
+    // only what they need, not the message.
+    const initialInvite = isInitialInvite(request);
+    const callId = initialInvite ? detach(request.callId) : "";
+    const fromTag = initialInvite ? detach(request.from.tag ?? "") : "";
     const ctx = new ResponseContext({
       serverTx: tx,
       request,
@@ -284,10 +294,11 @@ export class ProxyCore {
       timerCMs: o.timerCMs,
       onFinal: (response) => {
         this.#contexts.delete(tx);
-        if (isInitialInvite(request)) {
+        if (tx instanceof InviteServerTransaction) tx.onCancel = undefined;
+        if (initialInvite) {
           o.dialogs.inviteEnded(
-            request.callId,
-            request.from.tag ?? "",
+            callId,
+            fromTag,
             response.status < 300 ? response.to.tag : undefined,
           );
         }
@@ -298,7 +309,7 @@ export class ProxyCore {
     if (request.method === "INVITE") {
       // 100 Trying comes from the server transaction if no provisional is back in 200 ms.
       (tx as InviteServerTransaction).onCancel = () => ctx.cancelAll();
-      if (isInitialInvite(request)) o.dialogs.inviteStarted(request.callId, request.from.tag ?? "");
+      if (initialInvite) o.dialogs.inviteStarted(callId, fromTag);
     }
     const loop = loopHash(request);
     for (const target of targets) {
@@ -311,10 +322,12 @@ export class ProxyCore {
       if (DIALOG_CREATING.has(request.method) && request.to.tag === undefined) {
         this.#recordRoute(copy, tx.flow, target.hop);
       }
-      const branch = `z9hG4bK-${loop}-${randomToken(9)}`;
+      const branch = `z9hG4bK-${loop}-${o.branchTag}${randomToken(9)}`;
       const client: ClientTransaction = o.transactions.sendRequest(copy, target.hop, {
         branch,
+        finalPromise: false,
         onResponse: (response) => ctx.response(client, response),
+        onFailure: (status) => ctx.failed(client, status),
       });
       ctx.add(client);
     }
@@ -411,8 +424,14 @@ export class ProxyCore {
     };
   }
 
-  /** Removes the Routes that name us (§16.4), keeping the flow token of the last. */
-  #popOurRoutes(request: SipRequest): { popped: boolean; tokenFlow: string | undefined } {
+  /**
+   * Removes the Routes that name us (§16.4), keeping the flow token of the last that names
+   * another flow than the one the request `arrivedOn`.
+   */
+  #popOurRoutes(
+    request: SipRequest,
+    arrivedOn: string,
+  ): { popped: boolean; tokenFlow: string | undefined } {
     let popped = false;
     let tokenFlow: string | undefined;
     for (;;) {
@@ -421,7 +440,10 @@ export class ProxyCore {
       request.removeFirstValue("route");
       popped = true;
       const user = (top.uri as SipUri).user;
-      if (user !== undefined) tokenFlow = this.o.self.tokens.decode(user) ?? tokenFlow;
+      const flow = user === undefined ? undefined : this.o.self.tokens.decode(user);
+      // RFC 5626 §5.3: a token naming the flow the request came on is the sender's own (it
+      // is calling out along its route set); the request goes the other way.
+      if (flow !== undefined && flow !== arrivedOn) tokenFlow = flow;
     }
     return { popped, tokenFlow };
   }
@@ -497,7 +519,8 @@ export class ProxyCore {
     const vias = request.vias;
     if (vias.length < 2) return false;
     const prefix = `z9hG4bK-${loopHash(request)}-`;
-    for (let i = 1; i < vias.length; i++) {
+    // Every Via, the top one too: a peer that sends our request straight back adds none.
+    for (let i = 0; i < vias.length; i++) {
       const v = vias[i]!;
       if (v.branch?.startsWith(prefix) && this.o.self.isUsAt(v.host, v.port ?? viaDefaultPort(v))) {
         return true;
@@ -518,6 +541,11 @@ function viaDefaultPort(via: Via): number {
 
 function stripIpv6Brackets(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+/** A copy that does not keep the message's text alive (V8 sliced strings pin their parent). */
+function detach(s: string): string {
+  return (" " + s).slice(1);
 }
 
 function isInitialInvite(request: SipRequest): boolean {

@@ -1,5 +1,4 @@
 import {
-  SipResponseError,
   createResponse,
   type ClientTransaction,
   type InviteClientTransaction,
@@ -13,6 +12,8 @@ import {
 /** One forwarded copy of a request (RFC 3261 §16.6), and what came of it. */
 interface Branch {
   readonly tx: ClientTransaction;
+  /** A final response came (kept in `final` until the best one went upstream). */
+  finished: boolean;
   final: SipResponse | undefined;
   /** Synthesized outcome when no response came: 408 (timeout), 503 (transport). */
   failed: number | undefined;
@@ -45,12 +46,19 @@ const INFORMATIVE = new Set([401, 407, 415, 420, 484]);
 export class ResponseContext {
   readonly #branches: Branch[] = [];
   readonly #invite: boolean;
+  /** Let go once the final went upstream (a context lives on while 2xx from forks may come). */
+  #request: SipRequest | undefined;
   #done = false;
   #sent2xx = false;
   #closed = false;
 
-  constructor(private readonly options: ResponseContextOptions) {
-    this.#invite = options.request.method === "INVITE";
+  private readonly options: Omit<ResponseContextOptions, "request">;
+
+  constructor(options: ResponseContextOptions) {
+    const { request, ...rest } = options;
+    this.options = rest;
+    this.#invite = request.method === "INVITE";
+    this.#request = request;
   }
 
   /** True once the final response went upstream. */
@@ -62,6 +70,7 @@ export class ResponseContext {
   add(tx: ClientTransaction): void {
     const branch: Branch = {
       tx,
+      finished: false,
       final: undefined,
       failed: undefined,
       provisional: false,
@@ -69,10 +78,12 @@ export class ResponseContext {
     };
     this.#branches.push(branch);
     if (this.#invite) this.#armTimerC(branch);
-    tx.final.then(
-      () => undefined,
-      (e: unknown) => this.#branchFailed(branch, e instanceof SipResponseError ? e.status : 503),
-    );
+  }
+
+  /** A branch got no final response: 408 (timeout) or 503 (transport failure). */
+  failed(tx: ClientTransaction, status: number): void {
+    const branch = this.#branches.find((b) => b.tx === tx);
+    if (branch !== undefined) this.#branchFailed(branch, status);
   }
 
   /** A response on a branch (from the client transaction's onResponse). */
@@ -89,19 +100,17 @@ export class ResponseContext {
     }
     branch.timerC?.cancel();
     if (status < 300) {
-      branch.final ??= response;
+      branch.finished = true;
       // "Any 2xx responses ... MUST be forwarded immediately", every one of them.
       this.#sent2xx = true;
       this.#forward(response);
       this.options.on2xx(response);
-      if (!this.#done) {
-        this.#done = true;
-        this.options.onFinal(response);
-      }
       this.cancelOthers(branch, 'SIP;cause=200;text="Call completed elsewhere"');
+      if (!this.#done) this.#finished(response);
       return;
     }
-    if (branch.final !== undefined) return;
+    if (branch.finished) return;
+    branch.finished = true;
     branch.final = response;
     if (this.#invite && status >= 600) this.cancelOthers(branch, undefined);
     this.#maybeFinish();
@@ -111,7 +120,7 @@ export class ResponseContext {
   cancelOthers(except: Branch | undefined, reason: string | undefined): void {
     if (!this.#invite) return;
     for (const b of this.#branches) {
-      if (b === except || b.final !== undefined || b.failed !== undefined) continue;
+      if (b === except || b.finished || b.failed !== undefined) continue;
       (b.tx as InviteClientTransaction).cancel(reason);
     }
   }
@@ -132,7 +141,7 @@ export class ResponseContext {
     // "If timer C fires, the proxy MUST either reset the timer ... or terminate the client
     // transaction": with a provisional, cancel it; without, treat it as 408.
     branch.timerC = this.options.timers.schedule(this.options.timerCMs, () => {
-      if (branch.final !== undefined || this.#closed) return;
+      if (branch.finished || this.#closed) return;
       if (branch.provisional) (branch.tx as InviteClientTransaction).cancel();
       else this.#branchFailed(branch, 408);
     });
@@ -140,7 +149,7 @@ export class ResponseContext {
 
   #branchFailed(branch: Branch, status: number): void {
     branch.timerC?.cancel();
-    if (branch.final !== undefined || branch.failed !== undefined) return;
+    if (branch.finished || branch.failed !== undefined || this.#closed) return;
     branch.failed = status;
     this.#maybeFinish();
   }
@@ -148,8 +157,8 @@ export class ResponseContext {
   /** When every branch has an outcome and no 2xx went up: send the best (§16.7 step 6). */
   #maybeFinish(): void {
     if (this.#done || this.#sent2xx) return;
-    if (!this.#branches.every((b) => b.final !== undefined || b.failed !== undefined)) return;
-    this.#done = true;
+    if (!this.#branches.every((b) => b.finished || b.failed !== undefined)) return;
+    const request = this.#request!;
     const finals = this.#branches
       .map((b) => b.final)
       .filter((r): r is SipResponse => r !== undefined);
@@ -159,17 +168,25 @@ export class ResponseContext {
       // Only timeouts and transport failures: a timeout is a 408 (§16.7 step 6), a
       // transport failure a 503 that we must not pass on as such.
       const timedOut = this.#branches.some((b) => b.failed === 408);
-      response = createResponse(this.options.request, timedOut ? 408 : 500, { toTag: proxyTag() });
+      response = createResponse(request, timedOut ? 408 : 500, { toTag: proxyTag() });
     } else if (best.status === 503) {
       // "If the proxy ... selected a 503 ... it MUST generate a 500 ... instead."
-      response = createResponse(this.options.request, 500, { toTag: best.to.tag ?? proxyTag() });
+      response = createResponse(request, 500, { toTag: best.to.tag ?? proxyTag() });
     } else {
       response = best;
       if (best.status === 401 || best.status === 407) mergeChallenges(best, finals);
       response.removeFirstValue("via");
     }
     this.options.serverTx.respond(response);
+    this.#finished(response);
+  }
+
+  /** The final went upstream: tell the proxy, and let go of what only choosing it needed. */
+  #finished(response: SipResponse): void {
+    this.#done = true;
     this.options.onFinal(response);
+    this.#request = undefined;
+    for (const b of this.#branches) b.final = undefined;
   }
 
   /** Pops our Via and sends a downstream response upstream. */

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import { parse as parseYaml } from "yaml";
-import { Proxy } from "../proxy/index.js";
+import { Proxy, ProxyCluster, parseProxyConfig, workerCount } from "../proxy/index.js";
 
 export interface ProxyCommandOptions {
   readonly config: string;
@@ -31,7 +31,11 @@ export function readConfigFile(file: string): unknown {
  */
 export async function runProxyCommand(options: ProxyCommandOptions): Promise<void> {
   const logger = pino({ level: options.logLevel ?? "info" }, pino.destination(2));
-  const proxy = new Proxy(readConfigFile(options.config) as never, { logger });
+  const config = parseProxyConfig(readConfigFile(options.config));
+  const proxy =
+    workerCount(config) > 1
+      ? new ProxyCluster(config, { logger, workerLogLevel: options.logLevel ?? "info" })
+      : new Proxy(config, { logger });
   await proxy.start();
   const info = {
     proxy: proxy.config.id,
@@ -65,7 +69,7 @@ export async function runProxyCommand(options: ProxyCommandOptions): Promise<voi
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {
-    proxy.transport
+    proxy
       .reloadTlsCredentials()
       .catch((e: unknown) => logger.error({ err: e }, "TLS reload failed"));
   });

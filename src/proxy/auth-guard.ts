@@ -15,6 +15,8 @@ export interface AuthGuardOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly nonceTtlMs: number;
+  /** Key of the nonces' MAC (shared by the processes of one proxy); random when absent. */
+  readonly nonceSecret?: Buffer;
   readonly algorithms: readonly DigestAlgorithm[];
   readonly checkDigestUri: boolean;
   readonly slowAfter: number;
@@ -62,6 +64,7 @@ export class AuthGuard {
     this.#digest = new DigestServer({
       clock: options.clock,
       nonceTtlMs: options.nonceTtlMs,
+      ...(options.nonceSecret === undefined ? {} : { secret: options.nonceSecret }),
       algorithms: options.algorithms,
       checkUri: options.checkDigestUri,
     });

@@ -9,3 +9,4 @@ export type { Binding, LocationStore, StoreHealth } from "./location-store/types
 export { SqliteLocationStore } from "./location-store/sqlite-store.js";
 export { RedisLocationStore, type RedisStoreOptions } from "./location-store/redis-store.js";
 export { workloadOf } from "./load/load-reporter.js";
+export { ProxyCluster, workerCount, type ProxyClusterDeps } from "./cluster/proxy-cluster.js";

@@ -29,6 +29,17 @@ const pushTarget = z
   .regex(/^(https?:\/\/|udp:\/\/)/, "push targets are http(s)://… or udp://host:port");
 
 export const proxyConfigSchema = z.object({
+  /**
+   * Processes to run (node:cluster), "auto" for one per core. With more than one, they share
+   * the UDP sockets, the first holds the stream listeners, and a primary serves the HTTP API.
+   */
+  workers: z.union([z.number().int().min(1).max(64), z.literal("auto")]).default(1),
+  /**
+   * With several workers, each also has a UDP port of its own beside each UDP listener (its
+   * Via and Record-Route name it, so a dialog stays with one worker): worker k of N uses
+   * workerPortBase + i*N + k for the i-th UDP listener. Absent: free ports chosen at start.
+   */
+  workerPortBase: z.number().int().min(1).max(65535).optional(),
   /** This proxy's id in the fleet and in its load reports. */
   id: z.string().min(1).max(64),
   /** Domains served (and digest realms): "sipsteer.test". */

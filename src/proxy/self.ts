@@ -66,18 +66,29 @@ export class Self {
   readonly #ports = new Set<number>();
   readonly #domains: Set<string>;
 
+  readonly #pinned: ReadonlyMap<BoundListener, number>;
+
+  /**
+   * `pinned`: in a proxy run as several processes, this process's own UDP port beside each
+   * shared UDP listener, which our Record-Route names so that a dialog's requests come
+   * straight to the process that handled its INVITE; `otherPorts`: the other processes'.
+   */
   constructor(
     readonly id: string,
     domains: readonly string[],
     readonly listeners: readonly BoundListener[],
     readonly tokens: FlowTokens,
+    pinned: ReadonlyMap<BoundListener, number> = new Map(),
+    otherPorts: readonly number[] = [],
   ) {
     this.#domains = new Set(domains.map((d) => d.toLowerCase()));
+    this.#pinned = pinned;
     for (const l of listeners) {
       this.#hosts.add(bare(l.address));
       this.#hosts.add(bare(l.advertise));
       this.#ports.add(l.port);
     }
+    for (const port of [...pinned.values(), ...otherPorts]) this.#ports.add(port);
   }
 
   /** True when `host` is one of the domains we serve. */
@@ -113,14 +124,20 @@ export class Self {
    * Our URI for a Record-Route or Path entry on the side of `flow` (RFC 5658 for the two
    * sides of a transport change), carrying a token of that flow when we know it.
    */
-  routeUri(protocol: Protocol, remoteAddress: string, flowId?: string): string | undefined {
+  routeUri(
+    protocol: Protocol,
+    remoteAddress: string,
+    flowId?: string,
+    pin = true,
+  ): string | undefined {
     const l = this.listenerFacing(protocol, remoteAddress);
     if (l === undefined) return undefined;
     const host = isIP(l.advertise) === 6 ? `[${l.advertise}]` : l.advertise;
     const user = flowId === undefined ? "" : `${this.tokens.encode(flowId)}@`;
     const scheme = protocol === "tls" || protocol === "wss" ? "sips" : "sip";
     const transport = protocol === "udp" ? "" : `;transport=${protocol}`;
-    return `<${scheme}:${user}${host}:${l.port}${transport};lr>`;
+    const port = (pin ? this.#pinned.get(l) : undefined) ?? l.port;
+    return `<${scheme}:${user}${host}:${port}${transport};lr>`;
   }
 
   /** Our route URI facing a flow we received on. */

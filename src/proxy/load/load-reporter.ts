@@ -21,6 +21,12 @@ export interface LoadSources {
   readonly media: () => number;
   readonly cps: () => number;
   readonly store: () => LoadReport["store"];
+  /**
+   * Event-loop utilisation and cores used since the last report, when they are not this
+   * process's own (a cluster's primary reports its workers').
+   */
+  readonly elu?: () => number;
+  readonly cpu?: () => number;
   readonly capacity: LoadReport["capacity"];
   readonly uris: LoadReport["uris"];
 }
@@ -125,8 +131,8 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
       transactions: s.transactions(),
       media: s.media(),
       cps: round(s.cps()),
-      cpu: round(cores),
-      elu: round(Math.min(1, Math.max(0, elu.utilization))),
+      cpu: round(s.cpu?.() ?? cores),
+      elu: round(Math.min(1, Math.max(0, s.elu?.() ?? elu.utilization))),
       store: s.store(),
       capacity: s.capacity,
       uris: s.uris,

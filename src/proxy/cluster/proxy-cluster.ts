@@ -120,6 +120,11 @@ export class ProxyCluster {
     return this.#slots.map((s) => s.worker?.process.pid ?? 0);
   }
 
+  /** Each worker's latest figures (sent every 100 ms; undefined before the first). */
+  workerStats(): readonly (EngineStats | undefined)[] {
+    return this.#slots.map((s) => s.stats);
+  }
+
   report(): LoadReport {
     if (this.#front === undefined) throw new Error("proxy not started");
     return this.#front.report();

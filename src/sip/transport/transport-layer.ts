@@ -350,7 +350,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     if (via === undefined) throw new TransportError("response without Via", "SEND_FAILED");
     if (requestFlow.reliable) {
       const open =
-        this.#flows.get(requestFlow.id) ?? this.#remoteFlowById(requestFlow.id, requestFlow);
+        this.#flows.get(requestFlow.id) ?? this.#remoteFlowById(requestFlow.id, requestFlow.remote);
       return open === undefined ? undefined : this.#write(response, open);
     }
     let address: string;
@@ -455,10 +455,11 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     throw new TransportError(`destination ${address} is not allowed`, "DESTINATION_NOT_ALLOWED");
   }
 
-  #existingFlow(id: string): Flow | undefined {
+  /** The flow `id` names; `peer` describes it when another process owns it. */
+  #existingFlow(id: string, peer?: Endpoint): Flow | undefined {
     const open = this.#flows.get(id);
     if (open !== undefined) return open;
-    const remote = this.#remoteFlowById(id);
+    const remote = this.#remoteFlowById(id, peer);
     if (remote !== undefined) return remote;
     const udp = parseUdpFlowId(id);
     const listener = udp === undefined ? undefined : this.#listeners[udp.listenerIndex];
@@ -468,7 +469,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
 
   async #flowTo(target: SendTarget): Promise<Flow> {
     if (target.flowId !== undefined) {
-      const existing = this.#existingFlow(target.flowId);
+      const existing = this.#existingFlow(target.flowId, {
+        address: hostAddress(target.address),
+        port: target.port,
+      });
       if (existing !== undefined) {
         this.#checkDestination(existing.info.remote.address);
         return existing;
@@ -507,12 +511,13 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   /** A stream flow of another process, known by id (with its description when we have it). */
-  #remoteFlowById(id: string, info?: FlowInfo): Flow | undefined {
+  #remoteFlowById(id: string, peer?: Endpoint): Flow | undefined {
     if (this.#shared === undefined || id.startsWith("udp|")) return undefined;
     const protocol = id.slice(0, id.indexOf("#")) as Protocol;
     const listener = this.#listenerFor(protocol);
     if (listener?.kind !== "remote") return undefined;
-    const remote = info?.remote ?? { address: "", port: 0 };
+    // Without a description (a retransmission) the owner still finds the flow by its id.
+    const remote = peer ?? { address: "", port: 0 };
     return this.#remoteFlow(listener, {
       protocol,
       address: remote.address,

@@ -1,0 +1,306 @@
+// The proxy on several cores (ProxyCluster, node:cluster workers) between real peers: SIPp
+// callers and callees over UDP (shared port, each worker's own port in its Via) and TCP
+// (the stream listeners live in worker 0), phones on our stack registered over UDP and TCP
+// calling each other across workers, registrations shared through the store, drain, a
+// killed worker replaced, and stop() leaving no socket, timer or child process behind.
+import assert from "node:assert/strict";
+import { after, before, describe, test, type TestContext } from "node:test";
+import { ProxyCluster, type ProxyConfigInput } from "../../src/proxy/index.js";
+import { openHandles } from "../helpers/handles.js";
+import {
+  DOMAIN,
+  LOOPBACK,
+  SipPhone,
+  callerDialog,
+  newRequest,
+  nextId,
+  until,
+} from "../helpers/sip-caller.js";
+import {
+  freePort,
+  startSipp,
+  waitForBound,
+  type SippOptions,
+  type SippResult,
+} from "../helpers/sipp.js";
+import { requireTool } from "../helpers/tools.js";
+
+const WORKERS = 2;
+
+function clusterConfig(): ProxyConfigInput {
+  return {
+    id: "c1",
+    domains: [DOMAIN],
+    workers: WORKERS,
+    listen: [
+      { protocol: "udp", address: "127.0.0.1", port: 0 },
+      { protocol: "tcp", address: "127.0.0.1", port: 0 },
+    ],
+    allowedDestinations: LOOPBACK,
+    auth: { enabled: false },
+    http: { address: "127.0.0.1", port: 0 },
+  };
+}
+
+async function sipp(options: SippOptions): Promise<SippResult> {
+  const run = startSipp(options);
+  try {
+    return await run.result;
+  } finally {
+    run.kill();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () => {
+  let proxy: ProxyCluster;
+  const port = (protocol: "udp" | "tcp"): number =>
+    proxy.listeners.find((l) => l.protocol === protocol)!.port;
+  const target = (protocol: "udp" | "tcp") => ({
+    protocol,
+    address: "127.0.0.1",
+    port: port(protocol),
+  });
+
+  before(async () => {
+    proxy = new ProxyCluster(clusterConfig());
+    await proxy.start();
+  });
+  after(async () => {
+    const pids = proxy.workerPids;
+    await proxy.stop();
+    for (const pid of pids) assert.equal(isAlive(pid), false, `worker ${pid} was reaped`);
+  });
+
+  test("runs one process per worker, each serving", () => {
+    const pids = proxy.workerPids;
+    assert.equal(pids.length, WORKERS);
+    assert.ok(pids.every((pid) => pid > 0 && pid !== process.pid && isAlive(pid)));
+    assert.equal(new Set(pids).size, WORKERS);
+  });
+
+  async function sippCalls(transport: "u1" | "t1", calls: number, rate: number, user: string) {
+    const calleePort = await freePort();
+    const callee = startSipp({
+      scenario: "call-uas.xml",
+      transport,
+      localPort: calleePort,
+      calls,
+      timeoutMs: 120_000,
+    });
+    try {
+      await waitForBound(calleePort, transport === "u1" ? "udp" : "tcp");
+      const proxyPort = port(transport === "u1" ? "udp" : "tcp");
+      const registered = await sipp({
+        scenario: "register-contact-uac.xml",
+        transport,
+        remote: `127.0.0.1:${proxyPort}`,
+        localPort: await freePort(),
+        calls: 1,
+        extraArgs: [
+          "-s",
+          user,
+          "-key",
+          "domain",
+          DOMAIN,
+          "-key",
+          "contact_host",
+          "127.0.0.1",
+          "-key",
+          "contact_port",
+          String(calleePort),
+        ],
+      });
+      assert.equal(registered.successful, 1, registered.output);
+      const caller = await sipp({
+        scenario: "call-uac.xml",
+        transport,
+        remote: `127.0.0.1:${proxyPort}`,
+        localPort: await freePort(),
+        calls,
+        rate,
+        timeoutMs: 120_000,
+        extraArgs: ["-d", "0", "-s", user, "-key", "domain", DOMAIN, "-key", "caller", "alice"],
+      });
+      return { caller, callee: await callee.result };
+    } finally {
+      callee.kill();
+    }
+  }
+
+  test("3,000 SIPp calls over UDP, spread over the workers: 0 failed", async (t: TestContext) => {
+    if (!requireTool(t, "sipp", "sip-tester")) return;
+    const receivedBefore = proxy.workerStats().map((s) => s?.received ?? 0);
+    const { caller, callee } = await sippCalls("u1", 3000, 600, "bob");
+    assert.equal(caller.failed, 0, caller.output);
+    assert.equal(caller.successful, 3000);
+    assert.equal(callee.failed, 0, callee.output);
+    assert.equal(callee.successful, 3000);
+    await until("dialogs to end", () => proxy.calls === 0, 10_000);
+    assert.ok(proxy.report().cps > 0, "calls were counted by the workers and summed");
+    // Both workers carried a fair share of the ~39,000 messages (Call-ID hashing).
+    await until("the workers' figures", () =>
+      proxy.workerStats().every((s, k) => (s?.received ?? 0) - receivedBefore[k]! > 10_000),
+    );
+  });
+
+  test("1,000 SIPp calls over TCP (stream listeners in worker 0): 0 failed", async (t) => {
+    if (!requireTool(t, "sipp", "sip-tester")) return;
+    const { caller, callee } = await sippCalls("t1", 1000, 300, "carol");
+    assert.equal(caller.failed, 0, caller.output);
+    assert.equal(caller.successful, 1000);
+    assert.equal(callee.successful, 1000, callee.output);
+    await until("dialogs to end", () => proxy.calls === 0, 10_000);
+  });
+
+  test("a UDP phone calls a phone registered over TCP, and back; 20 calls each way", async () => {
+    const udpPhone = await SipPhone.start({ user: "dave", protocols: ["udp"] });
+    const tcpPhone = await SipPhone.start({ user: "erin", protocols: ["tcp"] });
+    try {
+      assert.equal((await udpPhone.register(target("udp"))).status, 200);
+      assert.equal((await tcpPhone.register(target("tcp"))).status, 200);
+      const pairs: [SipPhone, "udp" | "tcp", string][] = [
+        [udpPhone, "udp", `sip:erin@${DOMAIN}`],
+        [tcpPhone, "tcp", `sip:dave@${DOMAIN}`],
+      ];
+      for (const [phone, protocol, uri] of pairs) {
+        for (let i = 0; i < 20; i++) {
+          // Fresh Call-IDs land on either worker (steering hashes them).
+          const { outgoing, response } = await phone.call(target(protocol), uri);
+          assert.equal(response.status, 200, `call ${i} from ${phone.user}`);
+          const dialog = callerDialog(outgoing.request, response);
+          assert.ok(dialog.routes.length > 0, "the proxy record-routed");
+          await phone.ack(dialog);
+          const bye = await phone.inDialog(dialog, "BYE").final;
+          assert.equal(bye.status, 200, `BYE of call ${i} from ${phone.user}`);
+        }
+      }
+      await until("dialogs to end", () => proxy.calls === 0, 10_000);
+    } finally {
+      await udpPhone.stop();
+      await tcpPhone.stop();
+    }
+  });
+
+  test("registrations made on any worker are one location service", async () => {
+    const phone = await SipPhone.start({ user: "frank" });
+    try {
+      const before = proxy.report().registrations;
+      const users: string[] = [];
+      // Each REGISTER has its own Call-ID, so they reach different workers.
+      for (let i = 0; i < 10; i++) {
+        const user = `u${nextId()}`;
+        users.push(user);
+        const ok = await phone.register(target("udp"), {
+          user,
+          contact: `sip:${user}@127.0.0.1:${phone.port()}`,
+        });
+        assert.equal(ok.status, 200);
+      }
+      // Each user is found whichever worker a request for it reaches (the phone answers 200).
+      for (const user of users) {
+        for (let i = 0; i < 4; i++) {
+          const request = newRequest("OPTIONS", `sip:${user}@${DOMAIN}`);
+          const answer = await phone.send(request, target("udp")).final;
+          assert.equal(answer.status, 200, `OPTIONS for ${user} reached its binding`);
+        }
+      }
+      assert.equal(
+        (await phone.send(newRequest("OPTIONS", `sip:nobody@${DOMAIN}`), target("udp")).final)
+          .status,
+        404,
+      );
+      // The primary counts them from the same store (refreshed every second).
+      await until("the registrations to be counted", () => {
+        return proxy.report().registrations >= before + 10;
+      });
+    } finally {
+      await phone.stop();
+    }
+  });
+
+  test("drain: every worker answers new calls with 503; undrain restores them", async () => {
+    const caller = await SipPhone.start({ user: "gina" });
+    const callee = await SipPhone.start({ user: "hank" });
+    try {
+      assert.equal((await callee.register(target("udp"))).status, 200);
+      proxy.drain();
+      assert.equal(proxy.report().state, "draining");
+      // The workers hear of it over IPC: OPTIONS (fresh Call-IDs, so both workers) says so.
+      const allWorkersAnswer = async (status: number): Promise<void> => {
+        const uri = `sip:127.0.0.1:${port("udp")}`;
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const sent = Array.from({ length: 8 }, () =>
+            caller.send(newRequest("OPTIONS", uri), target("udp")),
+          );
+          const answers = await Promise.all(sent.map(async (o) => (await o.final).status));
+          if (answers.every((s) => s === status)) return;
+          assert.ok(Date.now() < deadline, `every worker answers OPTIONS with ${status}`);
+        }
+      };
+      await allWorkersAnswer(503);
+      for (let i = 0; i < 6; i++) {
+        const refused = await caller.call(target("udp"), `sip:hank@${DOMAIN}`);
+        assert.equal(refused.response.status, 503, "a draining proxy takes no new call");
+        assert.ok(refused.response.getHeader("retry-after") !== undefined);
+      }
+      proxy.undrain();
+      assert.equal(proxy.report().state, "active");
+      await allWorkersAnswer(200);
+      for (let i = 0; i < 6; i++) {
+        const { outgoing, response } = await caller.call(target("udp"), `sip:hank@${DOMAIN}`);
+        assert.equal(response.status, 200);
+        const dialog = callerDialog(outgoing.request, response);
+        await caller.ack(dialog);
+        assert.equal((await caller.inDialog(dialog, "BYE").final).status, 200);
+      }
+    } finally {
+      await caller.stop();
+      await callee.stop();
+    }
+  });
+
+  test("a worker that dies is replaced and calls go on", async () => {
+    const caller = await SipPhone.start({ user: "ivan" });
+    const callee = await SipPhone.start({ user: "judy" });
+    try {
+      assert.equal((await callee.register(target("udp"))).status, 200);
+      const victim = proxy.workerPids[1]!;
+      process.kill(victim, "SIGKILL");
+      await until(
+        "a new worker 1",
+        () => {
+          const pid = proxy.workerPids[1]!;
+          return pid !== 0 && pid !== victim;
+        },
+        15_000,
+      );
+      // Give the new worker its peers before counting on it.
+      await until("the new worker to report", () => proxy.report().state === "active");
+      for (let i = 0; i < 10; i++) {
+        const { outgoing, response } = await caller.call(target("udp"), `sip:judy@${DOMAIN}`);
+        assert.equal(response.status, 200, `call ${i} after the restart`);
+        const dialog = callerDialog(outgoing.request, response);
+        await caller.ack(dialog);
+        assert.equal((await caller.inDialog(dialog, "BYE").final).status, 200);
+      }
+    } finally {
+      await caller.stop();
+      await callee.stop();
+    }
+  });
+});
+
+test("a stopped cluster leaves no socket, timer or worker behind", async () => {
+  const handles = await openHandles();
+  assert.deepEqual(handles, {});
+});

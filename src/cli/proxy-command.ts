@@ -42,6 +42,7 @@ export async function runProxyCommand(options: ProxyCommandOptions): Promise<voi
     pid: process.pid,
     sip: proxy.listeners,
     http: proxy.httpUrl,
+    ...(proxy instanceof ProxyCluster ? { workers: proxy.workerPids } : {}),
   };
   if (options.json === true) process.stdout.write(`${JSON.stringify(info)}\n`);
   else logger.info(info, "proxy serving");

@@ -4,9 +4,14 @@
 // calling each other across workers, registrations shared through the store, drain, a
 // killed worker replaced, and stop() leaving no socket, timer or child process behind.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
 import { ProxyCluster, type ProxyConfigInput } from "../../src/proxy/index.js";
 import { openHandles } from "../helpers/handles.js";
+import { PROJECT_ROOT } from "../helpers/paths.js";
 import {
   DOMAIN,
   LOOPBACK,
@@ -297,6 +302,98 @@ describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () 
       await caller.stop();
       await callee.stop();
     }
+  });
+});
+
+const CLI = join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
+
+/** `sipsteer proxy` with `workers: 2`; its JSON line; its exit. Always reaped with its workers. */
+async function withCliCluster(
+  body: (info: { pid: number; workers: number[]; http: string }, cli: CliProcess) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "sipsteer-cluster-"));
+  const file = join(dir, "proxy.yaml");
+  writeFileSync(
+    file,
+    [
+      "id: c9",
+      `domains: [${DOMAIN}]`,
+      "workers: 2",
+      "listen:",
+      "  - { protocol: udp, address: 127.0.0.1, port: 0 }",
+      "  - { protocol: tcp, address: 127.0.0.1, port: 0 }",
+      `allowedDestinations: ["127.0.0.0/8"]`,
+      "auth: { enabled: false }",
+      "http: { address: 127.0.0.1, port: 0 }",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn(
+    process.execPath,
+    [CLI, "proxy", "--config", file, "--json", "--log-level", "warn"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const line = new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").on("data", (c: string) => {
+      stdout += c;
+      if (stdout.includes("\n")) resolve(stdout.slice(0, stdout.indexOf("\n")));
+    });
+    void exit.then(({ code }) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  let workers: number[] = [];
+  try {
+    const info = JSON.parse(await line) as { pid: number; workers: number[]; http: string };
+    workers = info.workers;
+    await body(info, { child, exit, stderr: () => stderr });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exit;
+    // A worker whose primary is gone stops by itself; make sure, whatever happened.
+    await until("the workers to exit", () => workers.every((pid) => !isAlive(pid)), 10_000).catch(
+      () => workers.forEach((pid) => isAlive(pid) && process.kill(pid, "SIGKILL")),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface CliProcess {
+  readonly child: ReturnType<typeof spawn>;
+  readonly exit: Promise<{ code: number | null; signal: string | null }>;
+  readonly stderr: () => string;
+}
+
+describe("sipsteer proxy with workers: 2 (CLI)", () => {
+  test("serves from two worker processes; SIGTERM drains, exits 0 and takes the workers along", async () => {
+    await withCliCluster(async (info, cli) => {
+      assert.equal(info.pid, cli.child.pid);
+      assert.equal(info.workers.length, 2);
+      assert.ok(info.workers.every((pid) => pid !== info.pid && isAlive(pid)));
+      const load = (await (await fetch(`${info.http}/load`)).json()) as { proxy: string };
+      assert.equal(load.proxy, "c9");
+      cli.child.kill("SIGTERM");
+      assert.deepEqual(await cli.exit, { code: 0, signal: null }, cli.stderr());
+      await until("the workers to exit", () => info.workers.every((pid) => !isAlive(pid)));
+    });
+  });
+
+  test("a primary killed outright (SIGKILL) leaves no worker running", async () => {
+    await withCliCluster(async (info, cli) => {
+      cli.child.kill("SIGKILL");
+      await cli.exit;
+      await until(
+        "orphaned workers to stop",
+        () => info.workers.every((pid) => !isAlive(pid)),
+        10_000,
+      );
+    });
   });
 });
 

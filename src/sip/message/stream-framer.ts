@@ -57,6 +57,11 @@ export class StreamFramer {
     return this.#len;
   }
 
+  /** Part of a message (not a keep-alive CRLF) waits for the rest. */
+  get inMessage(): boolean {
+    return this.#len > 0 && !this.#waitingForCrlf;
+  }
+
   /** The fatal error that stopped this stream, if any. */
   get failure(): SipParseError | undefined {
     return this.#failed;

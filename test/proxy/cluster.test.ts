@@ -304,6 +304,35 @@ describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () 
     }
   });
 
+  test("a call set up before its worker died is ended by a BYE through the new worker", async () => {
+    const caller = await SipPhone.start({ user: "leo" });
+    const callee = await SipPhone.start({ user: "mia" });
+    try {
+      assert.equal((await callee.register(target("udp"))).status, 200);
+      const { outgoing, response } = await caller.call(target("udp"), `sip:mia@${DOMAIN}`);
+      assert.equal(response.status, 200);
+      const dialog = callerDialog(outgoing.request, response);
+      await caller.ack(dialog);
+      // The worker whose own port the Record-Route names holds the dialog.
+      const routePort = Number(/:(\d+)[;>]/.exec(dialog.routes[0]!)?.[1]);
+      const owner = proxy.workerPorts.findIndex((ports) => ports.includes(routePort));
+      assert.ok(owner >= 0, `${dialog.routes[0]} names a worker's own port`);
+      const victim = proxy.workerPids[owner]!;
+      process.kill(victim, "SIGKILL");
+      await until(
+        "the worker to be back",
+        () => proxy.workerPids[owner] !== victim && proxy.workerStats()[owner] !== undefined,
+        15_000,
+      );
+      const bye = await caller.inDialog(dialog, "BYE").final;
+      assert.equal(bye.status, 200, "the BYE reached the callee through the new worker");
+      assert.equal(callee.requestsOf("BYE").length, 1);
+    } finally {
+      await caller.stop();
+      await callee.stop();
+    }
+  });
+
   test("a worker started again while the proxy drains drains too", async () => {
     const phone = await SipPhone.start({ user: "kate" });
     try {

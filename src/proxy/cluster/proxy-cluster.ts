@@ -122,6 +122,11 @@ export class ProxyCluster {
     return this.#slots.map((s) => s.worker?.process.pid ?? 0);
   }
 
+  /** Each worker's own UDP ports (one beside each UDP listener), by worker index. */
+  get workerPorts(): readonly (readonly number[])[] {
+    return this.#ownPorts;
+  }
+
   /** Each worker's latest figures (sent every 100 ms; undefined before the first). */
   workerStats(): readonly (EngineStats | undefined)[] {
     return this.#slots.map((s) => s.stats);

@@ -5,31 +5,74 @@ export interface Timer {
   cancel(): void;
 }
 
+const noop = (): void => undefined;
+/** Lists kept before empty ones are dropped (each fire scans every list's head). */
+const MAX_IDLE_LISTS = 32;
+
 class QueuedTimer implements Timer {
   cancelled = false;
   constructor(
     readonly deadline: number,
     readonly seq: number,
-    readonly callback: () => void,
+    public callback: () => void,
     private readonly queue: TimerQueue,
   ) {}
 
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    // What the callback holds (a transaction, its messages) is free at once, not at the
+    // deadline when the cancelled entry leaves its list.
+    this.callback = noop;
     this.queue.forget();
   }
 }
 
 /**
- * Many timers on one clock timer: a binary min-heap of deadlines, with a single underlying
- * timeout armed for the earliest. Thousands of live transactions (each with two or three
- * RFC 3261 timers) thus hold one Node timer, not thousands. Cancelled timers are dropped
- * lazily when they reach the top, or all at once when they outnumber the live ones.
+ * The timers of one delay, in deadline order by construction: each is scheduled later than
+ * the one before it with the same delay. An array with a moving head; the dead prefix is cut
+ * off now and then.
+ */
+class DelayList {
+  items: QueuedTimer[] = [];
+  head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  first(): QueuedTimer | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): QueuedTimer {
+    const timer = this.items[this.head]!;
+    this.items[this.head] = undefined as unknown as QueuedTimer;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return timer;
+  }
+}
+
+/**
+ * Many timers on one clock timer. Timers are kept in a FIFO list per delay (RFC 3261 timers
+ * come in a handful of durations: T1 multiples, 64·T1, T4, the 100 Trying delay), so that
+ * scheduling and firing cost O(1) plus a scan of the few list heads, where a heap over
+ * hundreds of thousands of live timers costs a cache-missing O(log n) walk each time (as
+ * Node's own timers do it). One underlying timeout is armed for the earliest deadline.
+ * Thousands of live transactions thus hold one Node timer, not thousands. Cancelled timers
+ * are dropped when they reach the head of their list, or all at once when they outnumber the
+ * live ones.
  */
 export class TimerQueue {
   readonly #clock: Clock;
-  #heap: QueuedTimer[] = [];
+  readonly #lists = new Map<number, DelayList>();
+  /** The lists as an array, for the scan of heads on every fire. */
+  #listArray: DelayList[] = [];
+  #count = 0;
   #armed: ClockTimer | undefined;
   #armedFor = Infinity;
   #seq = 0;
@@ -42,19 +85,30 @@ export class TimerQueue {
 
   /** Live (not cancelled, not yet fired) timers. */
   get size(): number {
-    return this.#heap.length - this.#cancelled;
+    return this.#count - this.#cancelled;
   }
 
   /** Runs `callback` after `delayMs` on the queue's clock. */
   schedule(delayMs: number, callback: () => void): Timer {
     if (this.#disposed) throw new Error("TimerQueue was disposed");
-    const timer = new QueuedTimer(
-      this.#clock.now() + Math.max(0, delayMs),
-      this.#seq++,
-      callback,
-      this,
-    );
-    this.#push(timer);
+    const delay = Math.max(0, delayMs);
+    const timer = new QueuedTimer(this.#clock.now() + delay, this.#seq++, callback, this);
+    let list = this.#lists.get(delay);
+    if (list === undefined) {
+      // Callers use a handful of delays; should one use many, empty lists go.
+      if (this.#listArray.length >= MAX_IDLE_LISTS) this.#pruneEmptyLists();
+      list = new DelayList();
+      this.#lists.set(delay, list);
+      this.#listArray.push(list);
+    }
+    const last = list.items[list.items.length - 1];
+    if (list.length > 0 && last !== undefined && last.deadline > timer.deadline) {
+      // A clock that moved backwards (only a test's could): keep the list sorted.
+      insertSorted(list, timer);
+    } else {
+      list.items.push(timer);
+    }
+    this.#count++;
     if (timer.deadline < this.#armedFor) this.#arm();
     return timer;
   }
@@ -62,8 +116,16 @@ export class TimerQueue {
   /** Cancels every timer and releases the clock timer. Idempotent. */
   dispose(): void {
     this.#disposed = true;
-    for (const t of this.#heap) t.cancelled = true;
-    this.#heap = [];
+    for (const list of this.#listArray) {
+      for (let i = list.head; i < list.items.length; i++) {
+        const t = list.items[i]!;
+        t.cancelled = true;
+        t.callback = noop;
+      }
+    }
+    this.#lists.clear();
+    this.#listArray = [];
+    this.#count = 0;
     this.#cancelled = 0;
     this.#disarm();
   }
@@ -71,7 +133,7 @@ export class TimerQueue {
   /** @internal A timer was cancelled. */
   forget(): void {
     this.#cancelled++;
-    if (this.#cancelled > 64 && this.#cancelled * 2 > this.#heap.length) this.#compact();
+    if (this.#cancelled > 64 && this.#cancelled * 2 > this.#count) this.#compact();
     if (this.size === 0) this.#disarm();
   }
 
@@ -79,25 +141,51 @@ export class TimerQueue {
     this.#armed = undefined;
     this.#armedFor = Infinity;
     const now = this.#clock.now();
-    while (this.#heap.length > 0 && this.#heap[0]!.deadline <= now) {
-      const timer = this.#pop();
+    for (;;) {
+      const list = this.#earliest();
+      if (list === undefined || list.first()!.deadline > now) break;
+      const timer = list.shift();
+      this.#count--;
       if (timer.cancelled) {
         this.#cancelled--;
         continue;
       }
       timer.cancelled = true; // fired: a later cancel() is a no-op
-      timer.callback();
+      const callback = timer.callback;
+      timer.callback = noop;
+      callback();
       if (this.#disposed) return;
     }
     this.#arm();
   };
 
-  #arm(): void {
-    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) {
-      this.#pop();
-      this.#cancelled--;
+  /** The list whose head is due first (ties: scheduled first), skipping cancelled heads. */
+  #earliest(): DelayList | undefined {
+    let best: DelayList | undefined;
+    let bestTimer: QueuedTimer | undefined;
+    for (const list of this.#listArray) {
+      let head = list.first();
+      while (head !== undefined && head.cancelled) {
+        list.shift();
+        this.#count--;
+        this.#cancelled--;
+        head = list.first();
+      }
+      if (head === undefined) continue;
+      if (
+        bestTimer === undefined ||
+        head.deadline < bestTimer.deadline ||
+        (head.deadline === bestTimer.deadline && head.seq < bestTimer.seq)
+      ) {
+        best = list;
+        bestTimer = head;
+      }
     }
-    const next = this.#heap[0];
+    return best;
+  }
+
+  #arm(): void {
+    const next = this.#earliest()?.first();
     if (next === undefined) {
       this.#disarm();
       return;
@@ -117,50 +205,26 @@ export class TimerQueue {
     this.#armedFor = Infinity;
   }
 
+  #pruneEmptyLists(): void {
+    for (const [delay, list] of this.#lists) {
+      if (list.length === 0) this.#lists.delete(delay);
+    }
+    this.#listArray = [...this.#lists.values()];
+  }
+
   #compact(): void {
-    this.#heap = this.#heap.filter((t) => !t.cancelled);
+    for (const list of this.#listArray) {
+      list.items = list.items.slice(list.head).filter((t) => !t.cancelled);
+      list.head = 0;
+    }
+    this.#count -= this.#cancelled;
     this.#cancelled = 0;
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
   }
+}
 
-  #less(a: QueuedTimer, b: QueuedTimer): boolean {
-    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
-  }
-
-  #push(timer: QueuedTimer): void {
-    const heap = this.#heap;
-    heap.push(timer);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
-    }
-  }
-
-  #pop(): QueuedTimer {
-    const heap = this.#heap;
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      this.#down(0);
-    }
-    return top;
-  }
-
-  #down(i: number): void {
-    const heap = this.#heap;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let smallest = i;
-      if (left < heap.length && this.#less(heap[left]!, heap[smallest]!)) smallest = left;
-      if (right < heap.length && this.#less(heap[right]!, heap[smallest]!)) smallest = right;
-      if (smallest === i) return;
-      [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
-      i = smallest;
-    }
-  }
+/** Inserts by (deadline, seq) into a list that is sorted from its head. */
+function insertSorted(list: DelayList, timer: QueuedTimer): void {
+  let i = list.items.length;
+  while (i > list.head && list.items[i - 1]!.deadline > timer.deadline) i--;
+  list.items.splice(i, 0, timer);
 }

@@ -22,6 +22,38 @@ describe("TimerQueue", () => {
     assert.equal(clock.pending, 0, "nothing left armed");
   });
 
+  test("any mix of delays and times fires in (deadline, scheduling) order", () => {
+    const clock = new FakeClock();
+    const queue = new TimerQueue(clock);
+    const expected: { deadline: number; seq: number }[] = [];
+    const fired: number[] = [];
+    let seq = 0;
+    let state = 7;
+    const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    // 100 distinct delays (more lists than are kept idle), scheduled as the clock moves on.
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 50; i++) {
+        const delay = Math.floor(random() * 100) * 10;
+        const mine = seq++;
+        expected.push({ deadline: clock.now() + delay, seq: mine });
+        const timer = queue.schedule(delay, () => fired.push(mine));
+        if (random() < 0.2) {
+          timer.cancel();
+          expected.pop();
+        }
+      }
+      clock.tick(37);
+    }
+    clock.tick(2000);
+    expected.sort((a, b) => a.deadline - b.deadline || a.seq - b.seq);
+    assert.deepEqual(
+      fired,
+      expected.map((e) => e.seq),
+    );
+    assert.equal(queue.size, 0);
+    assert.equal(clock.pending, 0);
+  });
+
   test("ten thousand timers hold one clock timer", () => {
     const clock = new FakeClock();
     const queue = new TimerQueue(clock);

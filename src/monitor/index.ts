@@ -73,3 +73,28 @@ export {
   type SelectorOptions,
   type Transport,
 } from "./selector.js";
+export {
+  DEFAULT_HTTP_PORT,
+  DEFAULT_MAX_EVENT_STREAMS,
+  DEFAULT_REPORT_BODY_LIMIT_BYTES,
+  monitorConfigSchema,
+  parseMonitorConfig,
+  type MonitorConfig,
+  type MonitorConfigInput,
+} from "./monitor-config.js";
+export { Monitor, type MonitorDeps } from "./monitor.js";
+export {
+  NO_PROXY_RETRY_AFTER_S,
+  monitorHttpApi,
+  type MonitorHttpOptions,
+  type ProxyListing,
+} from "./http-front.js";
+export {
+  PUSH_REFUSAL_REASONS,
+  PushIntake,
+  REFUSAL_WARN_EVERY_MS,
+  type PushChannel,
+  type PushOutcome,
+  type PushRefusalReason,
+} from "./push-intake.js";
+export { UdpPushEndpoint, type UdpPushEndpointOptions } from "./udp-push.js";

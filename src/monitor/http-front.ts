@@ -1,0 +1,288 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import type { Registry } from "prom-client";
+import { SIGNATURE_HEADER, parseSignatureHeader } from "../contracts/index.js";
+import type { Logger } from "../sip/index.js";
+import type { ProxyTable, ProxyView } from "./proxy-table.js";
+import type { PushIntake } from "./push-intake.js";
+import { TRANSPORTS, type Selector, type Transport } from "./selector.js";
+
+/** Seconds a client waits before asking again when no proxy is eligible. */
+export const NO_PROXY_RETRY_AFTER_S = 1;
+/** An event client that lets this much pile up unread is cut off. */
+const MAX_EVENT_BACKLOG_BYTES = 1024 * 1024;
+
+export interface MonitorHttpOptions {
+  readonly table: ProxyTable;
+  readonly selector: Selector;
+  readonly intake: PushIntake;
+  readonly metrics: Registry;
+  readonly adminToken: string | undefined;
+  readonly reportBodyLimitBytes: number;
+  readonly maxEventStreams: number;
+  /** Started, for /readyz. */
+  readonly started: () => boolean;
+  /** A select found no eligible proxy (counted in /metrics). */
+  readonly onNoProxy: (transport: Transport) => void;
+  readonly log: Logger;
+}
+
+/** One proxy as `GET /v1/proxies` shows it. */
+export interface ProxyListing {
+  readonly id: string;
+  readonly origin: ProxyView["origin"];
+  /** `eligible`, or the first reason it is not (down, stale, draining). */
+  readonly state: ProxyView["state"];
+  readonly eligible: boolean;
+  readonly health: ProxyView["health"];
+  readonly draining: boolean;
+  readonly admin_drained: boolean;
+  readonly workload: number | null;
+  readonly calls: number | null;
+  readonly registrations: number | null;
+  /** Since its newest report was accepted. */
+  readonly report_age_ms: number | null;
+  /** How its newest report arrived: push, poll, stream, on-query. */
+  readonly collection: ProxyView["via"] | null;
+  /** For pushes: over http or udp. */
+  readonly pushed_over: string | null;
+  readonly times_chosen: number;
+  readonly reports_accepted: number;
+  readonly reports_refused: number;
+  readonly boot: string | null;
+  readonly seq: number | null;
+  readonly uris: Readonly<Record<string, string | undefined>>;
+}
+
+function listing(view: ProxyView, selector: Selector, intake: PushIntake): ProxyListing {
+  const r = view.report;
+  return {
+    id: view.id,
+    origin: view.origin,
+    state: view.state,
+    eligible: view.eligible,
+    health: view.health,
+    draining: view.draining,
+    admin_drained: view.adminDrained,
+    workload: view.workload === undefined ? null : Math.round(view.workload * 10_000) / 10_000,
+    calls: r?.calls ?? null,
+    registrations: r?.registrations ?? null,
+    report_age_ms: view.ageMs === undefined ? null : Math.round(view.ageMs),
+    collection: view.via ?? null,
+    pushed_over: view.via === "push" ? (intake.channelOf(view.id) ?? null) : null,
+    times_chosen: selector.timesChosen(view.id),
+    reports_accepted: view.accepted,
+    reports_refused: view.refused,
+    boot: r?.boot ?? null,
+    seq: r?.seq ?? null,
+    uris: r?.uris ?? {},
+  };
+}
+
+function isTransport(value: string): value is Transport {
+  return (TRANSPORTS as readonly string[]).includes(value);
+}
+
+/**
+ * The monitor's HTTP side (DESIGN.md "Client query", issue 5): GET /v1/select, /v1/proxies,
+ * /v1/events (Server-Sent Events), POST /v1/reports (signed pushes), the /v1/admin calls
+ * (bearer token), GET /metrics, /healthz and /readyz.
+ */
+export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
+  const { table, selector, intake } = options;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: options.log.child({ component: "monitor-http" }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+
+  // Pushes: the signature covers the exact bytes, so the body is kept raw (in its own scope,
+  // leaving JSON parsing as usual for the admin calls).
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) =>
+      done(null, body),
+    );
+    scope.setErrorHandler((error: FastifyError, _request, reply) => {
+      if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+        const outcome = intake.refuseTooLarge("http", `over ${options.reportBodyLimitBytes} bytes`);
+        if (!outcome.ok) {
+          return reply.code(outcome.status).send({ error: outcome.detail, reason: outcome.reason });
+        }
+      }
+      const status =
+        error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
+      return reply.code(status).send({ error: error.message, reason: "bad-request" });
+    });
+    scope.post(
+      "/v1/reports",
+      { bodyLimit: options.reportBodyLimitBytes },
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const header = request.headers[SIGNATURE_HEADER];
+        const signature = typeof header === "string" ? parseSignatureHeader(header) : undefined;
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const outcome =
+          signature === undefined
+            ? intake.refuseUnsigned("http", `no valid ${SIGNATURE_HEADER} header`)
+            : intake.take(body, signature.keyId, signature.sig, "http");
+        if (outcome.ok) return reply.code(204).send();
+        return reply.code(outcome.status).send({ error: outcome.detail, reason: outcome.reason });
+      },
+    );
+  });
+
+  app.get("/v1/select", async (request: FastifyRequest, reply: FastifyReply) => {
+    const query = request.query as Record<string, unknown>;
+    const asked = query.transport ?? "udp";
+    if (typeof asked !== "string" || !isTransport(asked)) {
+      return reply.code(400).send({
+        error: `transport must be one of ${TRANSPORTS.join(", ")}`,
+        reason: "bad-transport",
+      });
+    }
+    const answer = selector.select(asked);
+    // Every answer is counted as a client sent: a cache in between would skew the correction.
+    void reply.header("cache-control", "no-store");
+    if (answer === undefined) {
+      options.onNoProxy(asked);
+      return reply
+        .code(503)
+        .header("retry-after", String(NO_PROXY_RETRY_AFTER_S))
+        .send({ error: `no eligible proxy for ${asked}` });
+    }
+    return answer;
+  });
+
+  app.get("/v1/proxies", async () => ({
+    proxies: table.list().map((view) => listing(view, selector, intake)),
+  }));
+
+  // Held streams are never idle: end them before close(), or it waits for every client.
+  const streams = new Set<ServerResponse>();
+  app.addHook("preClose", async () => {
+    for (const res of streams) res.end();
+  });
+
+  app.get("/v1/events", (request: FastifyRequest, reply: FastifyReply) => {
+    if (streams.size >= options.maxEventStreams) {
+      return reply.code(503).header("retry-after", "5").send({ error: "too many event streams" });
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+    });
+    res.write(": sipsteer monitor events\n\n");
+    const send = (event: string, data: unknown): void => {
+      // A client that stops reading is cut off rather than buffered without end.
+      if (res.writableLength > MAX_EVENT_BACKLOG_BYTES) {
+        res.destroy();
+        return;
+      }
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    const onState = (e: unknown): void => send("state", e);
+    const onReport = (e: unknown): void => send("report", e);
+    table.on("state", onState);
+    table.on("report", onReport);
+    streams.add(res);
+    res.once("close", () => {
+      table.off("state", onState);
+      table.off("report", onReport);
+      streams.delete(res);
+    });
+    return reply;
+  });
+
+  const admin =
+    (action: (request: FastifyRequest, reply: FastifyReply) => unknown) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!authorized(request.headers.authorization, options.adminToken)) {
+        return reply.code(401).send({ error: "bearer token required", reason: "unauthorized" });
+      }
+      return action(request, reply);
+    };
+  const idOf = (request: FastifyRequest): string => (request.params as { id: string }).id;
+  const notFound = (reply: FastifyReply, id: string) =>
+    reply.code(404).send({ error: `no proxy ${id}`, reason: "unknown-proxy" });
+
+  app.post(
+    "/v1/admin/proxies/:id/drain",
+    admin((request, reply) => {
+      const id = idOf(request);
+      if (!table.drain(id)) return notFound(reply, id);
+      return listing(table.view(id)!, selector, intake);
+    }),
+  );
+  app.post(
+    "/v1/admin/proxies/:id/undrain",
+    admin((request, reply) => {
+      const id = idOf(request);
+      if (!table.undrain(id)) return notFound(reply, id);
+      return listing(table.view(id)!, selector, intake);
+    }),
+  );
+  app.post(
+    "/v1/admin/proxies",
+    admin((request, reply) => {
+      const body = request.body as { id?: unknown } | null | undefined;
+      const id = body?.id;
+      if (typeof id !== "string") {
+        return reply.code(400).send({ error: 'body must be {"id": "…"}', reason: "bad-request" });
+      }
+      let added: boolean;
+      try {
+        added = table.add(id);
+      } catch (e) {
+        return reply
+          .code(400)
+          .send({ error: e instanceof Error ? e.message : String(e), reason: "bad-request" });
+      }
+      if (!added) return reply.code(409).send({ error: `${id} is known`, reason: "known-proxy" });
+      return reply.code(201).send(listing(table.view(id)!, selector, intake));
+    }),
+  );
+  app.delete(
+    "/v1/admin/proxies/:id",
+    admin((request, reply) => {
+      const id = idOf(request);
+      if (!table.remove(id)) return notFound(reply, id);
+      intake.forget(id);
+      return reply.code(204).send();
+    }),
+  );
+
+  app.get("/metrics", async (_request, reply) => {
+    void reply.header("content-type", options.metrics.contentType);
+    return options.metrics.metrics();
+  });
+
+  app.get("/healthz", async () => ({ status: "alive" }));
+  app.get("/readyz", async (_request, reply) =>
+    options.started() && table.eligible().length > 0
+      ? { status: "ready" }
+      : reply.code(503).send({ status: "not ready" }),
+  );
+  return app;
+}
+
+/**
+ * Bearer check in constant time; no token configured refuses everyone. Digests are compared,
+ * so that not even the token's length shows in the timing.
+ */
+function authorized(header: string | undefined, token: string | undefined): boolean {
+  if (token === undefined || header === undefined) return false;
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  if (match === null) return false;
+  const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+  return timingSafeEqual(digest(match[1]!), digest(token));
+}

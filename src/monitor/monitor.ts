@@ -1,0 +1,224 @@
+import { isIP } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { Counter, Gauge, Registry } from "prom-client";
+import { silentLogger, systemClock, type Clock, type Logger } from "../sip/index.js";
+import { monitorHttpApi } from "./http-front.js";
+import {
+  parseMonitorConfig,
+  type MonitorConfig,
+  type MonitorConfigInput,
+} from "./monitor-config.js";
+import {
+  ProxyTable,
+  type ProxyStateEvent,
+  type ReportRefusedEvent,
+  type ReportSummaryEvent,
+} from "./proxy-table.js";
+import { PushIntake, type PushChannel, type PushRefusalReason } from "./push-intake.js";
+import { Selector, type Transport } from "./selector.js";
+import { UdpPushEndpoint } from "./udp-push.js";
+import { compileWorkload } from "./workload.js";
+
+export interface MonitorDeps {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Epoch ms, for the reports' clock window; Date.now by default. */
+  readonly wallNow?: () => number;
+  /** Uniform in [0, 1), for the random policies; Math.random by default. */
+  readonly random?: () => number;
+}
+
+/**
+ * The load monitor role (issue 5): the proxy table and selector, fed by signed pushes over
+ * HTTP (`POST /v1/reports`) and UDP, answering clients over HTTP. `start()` opens every socket;
+ * `stop()` closes them, ends held event streams and clears every timer.
+ */
+export class Monitor {
+  readonly config: Readonly<MonitorConfig>;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #table: ProxyTable;
+  readonly #selector: Selector;
+  readonly #intake: PushIntake;
+  readonly #metrics: Registry;
+  readonly #countAccepted: Counter<"via">;
+  readonly #countRefused: Counter<"reason" | "via">;
+  readonly #countChanges: Counter<"kind">;
+  readonly #countNoProxy: Counter<"transport">;
+  #http: FastifyInstance | undefined;
+  #udp: UdpPushEndpoint | undefined;
+  #httpUrl: string | undefined;
+  #state: "new" | "started" | "stopping" | "stopped" = "new";
+
+  readonly #onReport = (e: ReportSummaryEvent): void => this.#countAccepted.inc({ via: e.via });
+  readonly #onTableRefused = (e: ReportRefusedEvent): void =>
+    this.#countRefused.inc({ reason: e.reason, via: e.via });
+  readonly #onState = (e: ProxyStateEvent): void => {
+    this.#countChanges.inc({ kind: e.kind });
+    if (e.kind === "removed") this.#intake.forget(e.proxy);
+  };
+
+  constructor(config: MonitorConfigInput | Readonly<MonitorConfig>, deps: MonitorDeps = {}) {
+    this.config = parseMonitorConfig(config);
+    this.#clock = deps.clock ?? systemClock;
+    this.#log = (deps.logger ?? silentLogger).child({ role: "monitor" });
+    const c = this.config;
+    this.#table = new ProxyTable({
+      config: { ...c.table, proxies: [...c.proxies], allowJoin: c.allowJoin },
+      clock: this.#clock,
+      wallNow: deps.wallNow,
+      workload: compileWorkload(c.workload),
+      log: this.#log,
+    });
+    this.#selector = new Selector({
+      table: this.#table,
+      config: c.select,
+      random: deps.random,
+    });
+    this.#metrics = new Registry();
+    const registers = [this.#metrics];
+    this.#countAccepted = new Counter({
+      name: "sipsteer_monitor_reports_accepted_total",
+      help: "Load reports accepted, by how they arrived",
+      labelNames: ["via"],
+      registers,
+    });
+    this.#countRefused = new Counter({
+      name: "sipsteer_monitor_reports_refused_total",
+      help: "Load reports refused, by reason and channel",
+      labelNames: ["reason", "via"],
+      registers,
+    });
+    this.#countChanges = new Counter({
+      name: "sipsteer_monitor_state_changes_total",
+      help: "Changes of a proxy's state, by kind",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.#countNoProxy = new Counter({
+      name: "sipsteer_monitor_selects_unanswered_total",
+      help: "Selects answered 503: no eligible proxy",
+      labelNames: ["transport"],
+      registers,
+    });
+    const selector = this.#selector;
+    const table = this.#table;
+    new Counter({
+      name: "sipsteer_monitor_selects_total",
+      help: "Clients sent to each proxy",
+      labelNames: ["proxy"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [proxy, n] of selector.chosenCounts()) this.inc({ proxy }, n);
+      },
+    });
+    new Gauge({
+      name: "sipsteer_monitor_proxies_eligible",
+      help: "Proxies a client may be sent to now",
+      registers,
+      collect() {
+        this.set(table.eligible().length);
+      },
+    });
+    new Gauge({
+      name: "sipsteer_monitor_proxies_known",
+      help: "Proxies in the table",
+      registers,
+      collect() {
+        this.set(table.size);
+      },
+    });
+    this.#intake = new PushIntake({
+      table: this.#table,
+      keys: c.keys,
+      clock: this.#clock,
+      log: this.#log,
+      onRefused: (reason: PushRefusalReason, channel: PushChannel) =>
+        this.#countRefused.inc({ reason, via: `push-${channel}` }),
+    });
+    this.#table.on("report", this.#onReport);
+    this.#table.on("refused", this.#onTableRefused);
+    this.#table.on("state", this.#onState);
+  }
+
+  get table(): ProxyTable {
+    return this.#table;
+  }
+
+  get selector(): Selector {
+    return this.#selector;
+  }
+
+  /** The HTTP API's base URL (after start). */
+  get httpUrl(): string {
+    if (this.#httpUrl === undefined) throw new Error("monitor not started");
+    return this.#httpUrl;
+  }
+
+  /** Where the UDP push endpoint is bound (after start), or undefined when there is none. */
+  get udpPushAddress(): { address: string; port: number } | undefined {
+    if (this.#state !== "started") throw new Error("monitor not started");
+    return this.#udp?.address;
+  }
+
+  /** The push target a proxy names for the UDP endpoint (`udp://host:port`), if any. */
+  get udpPushUrl(): string | undefined {
+    const bound = this.udpPushAddress;
+    if (bound === undefined) return undefined;
+    const host = isIP(bound.address) === 6 ? `[${bound.address}]` : bound.address;
+    return `udp://${host}:${bound.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new Error("Monitor.start() called twice");
+    this.#state = "started";
+    const c = this.config;
+    try {
+      if (c.udpPush !== undefined) {
+        this.#udp = new UdpPushEndpoint({
+          address: c.udpPush.address,
+          port: c.udpPush.port,
+          intake: this.#intake,
+          log: this.#log,
+        });
+        await this.#udp.start();
+      }
+      this.#http = monitorHttpApi({
+        table: this.#table,
+        selector: this.#selector,
+        intake: this.#intake,
+        metrics: this.#metrics,
+        adminToken: c.adminToken,
+        reportBodyLimitBytes: c.reportBodyLimitBytes,
+        maxEventStreams: c.maxEventStreams,
+        started: () => this.#state === "started",
+        onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
+        log: this.#log,
+      });
+      await this.#http.listen({ host: c.http.address, port: c.http.port });
+      const bound = this.#http.server.address();
+      if (bound === null || typeof bound === "string") throw new Error("HTTP server did not bind");
+      this.#httpUrl = `http://${isIP(bound.address) === 6 ? `[${bound.address}]` : bound.address}:${bound.port}`;
+      this.#log.info({ http: this.#httpUrl, udpPush: this.#udp?.address }, "monitor started");
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "stopping") return;
+    const wasStarted = this.#state === "started";
+    this.#state = "stopping";
+    await this.#udp?.stop();
+    await this.#http?.close();
+    this.#table.off("report", this.#onReport);
+    this.#table.off("refused", this.#onTableRefused);
+    this.#table.off("state", this.#onState);
+    this.#selector.dispose();
+    this.#table.dispose();
+    this.#state = "stopped";
+    if (wasStarted) this.#log.info("monitor stopped");
+  }
+}

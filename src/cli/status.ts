@@ -6,7 +6,7 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
     "proxy, registrar, location store",
     "built: sipsteer proxy (RFC 3261 §16, digest, SQLite/Redis)",
   ],
-  ["load monitor (HTTP, DNS, SIP 302)", "in progress: core (table, policies, select)"],
+  ["load monitor (HTTP, DNS, SIP 302)", "in progress: table, policies, select, HTTP + pushes"],
   ["client SDK and softphone", "not yet"],
   ["dashboard and browser phone", "not yet"],
   ["media relay (rtpengine)", "not yet"],

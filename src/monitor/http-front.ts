@@ -30,6 +30,11 @@ export interface MonitorHttpOptions {
   readonly maxEventStreams: number;
   /** Started, for /readyz. */
   readonly started: () => boolean;
+  /**
+   * On-query collection: refreshes old reports before a select is answered, within a bounded
+   * wait (never rejects). Absent: selects are answered from what is known.
+   */
+  readonly freshen?: (transport: Transport) => Promise<void>;
   /** A select found no eligible proxy (counted in /metrics). */
   readonly onNoProxy: (transport: Transport) => void;
   readonly log: Logger;
@@ -147,6 +152,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
         reason: "bad-transport",
       });
     }
+    if (options.freshen !== undefined) await options.freshen(asked);
     const answer = selector.select(asked);
     // Every answer is counted as a client sent: a cache in between would skew the correction.
     void reply.header("cache-control", "no-store");

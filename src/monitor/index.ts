@@ -74,14 +74,38 @@ export {
   type Transport,
 } from "./selector.js";
 export {
+  COLLECTION_MODES,
   DEFAULT_HTTP_PORT,
   DEFAULT_MAX_EVENT_STREAMS,
+  DEFAULT_ON_QUERY_MAX_AGE_MS,
+  DEFAULT_ON_QUERY_WAIT_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_POLL_TIMEOUT_MS,
   DEFAULT_REPORT_BODY_LIMIT_BYTES,
+  DEFAULT_STREAM_RETRY_MAX_MS,
+  DEFAULT_STREAM_RETRY_MS,
+  configuredProxyId,
   monitorConfigSchema,
   parseMonitorConfig,
+  type CollectedProxyConfig,
+  type ConfiguredProxy,
   type MonitorConfig,
   type MonitorConfigInput,
 } from "./monitor-config.js";
+export {
+  Collectors,
+  LoadPoller,
+  LoadStream,
+  alreadyHeld,
+  fetchLoad,
+  type CollectorCounters,
+  type CollectorsOptions,
+  type FetchLoadOptions,
+  type FetchOutcome,
+  type LoadPollerOptions,
+  type LoadStreamOptions,
+  type PolledProxy,
+} from "./collectors/index.js";
 export { Monitor, type MonitorDeps } from "./monitor.js";
 export {
   NO_PROXY_RETRY_AFTER_S,

@@ -9,6 +9,61 @@ export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_REPORT_BODY_LIMIT_BYTES = 64 * 1024;
 /** Bad input: held `GET /v1/events` streams are bounded. */
 export const DEFAULT_MAX_EVENT_STREAMS = 100;
+/** Poll mode: GET /load this often (DESIGN.md's push interval). */
+export const DEFAULT_POLL_INTERVAL_MS = 250;
+/** A GET /load not answered in this time counts as a failed probe. */
+export const DEFAULT_POLL_TIMEOUT_MS = 1000;
+/** On-query: a report older than this is refreshed before a select is answered. */
+export const DEFAULT_ON_QUERY_MAX_AGE_MS = 1000;
+/** On-query: the longest a select waits for those refreshes. */
+export const DEFAULT_ON_QUERY_WAIT_MS = 200;
+/** Stream mode: the first reconnect waits this long, doubling up to the maximum. */
+export const DEFAULT_STREAM_RETRY_MS = 100;
+export const DEFAULT_STREAM_RETRY_MAX_MS = 5000;
+
+/** Collection modes a configured proxy may use (issue 5), mixable. */
+export const COLLECTION_MODES = ["push", "poll", "stream", "on-query"] as const;
+
+const proxyIdSchema = z.string().min(1).max(64);
+
+/** A proxy known up front with how the monitor collects its reports. */
+const collectedProxySchema = z
+  .object({
+    id: proxyIdSchema,
+    /** The proxy's HTTP base URL (GET /load, /load/stream); needed by poll, stream, on-query. */
+    http: z
+      .url({ protocol: /^https?$/, error: "an http(s):// URL" })
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
+    modes: z
+      .array(z.enum(COLLECTION_MODES))
+      .min(1)
+      .refine((modes) => new Set(modes).size === modes.length, "a mode is named twice")
+      .default(["push"]),
+    pollIntervalMs: z.number().int().positive().default(DEFAULT_POLL_INTERVAL_MS),
+    pollTimeoutMs: z.number().int().positive().default(DEFAULT_POLL_TIMEOUT_MS),
+    onQueryMaxAgeMs: z.number().int().positive().default(DEFAULT_ON_QUERY_MAX_AGE_MS),
+  })
+  .superRefine((proxy, ctx) => {
+    if (proxy.http === undefined && proxy.modes.some((m) => m !== "push")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["http"],
+        message: "required by poll, stream and on-query",
+      });
+    }
+  });
+
+export type CollectedProxyConfig = z.infer<typeof collectedProxySchema>;
+
+/** A configured proxy: an id (push only) or its collection settings. */
+const configuredProxySchema = z.union([proxyIdSchema, collectedProxySchema]);
+export type ConfiguredProxy = z.infer<typeof configuredProxySchema>;
+
+/** The id of a configured proxy, whichever way it was written. */
+export function configuredProxyId(proxy: ConfiguredProxy): string {
+  return typeof proxy === "string" ? proxy : proxy.id;
+}
 
 const endpointSchema = z.object({
   address: z.string().min(1),
@@ -41,8 +96,26 @@ export const monitorConfigSchema = z.object({
     }),
   /** Bearer token of the /v1/admin calls; absent: every admin call is refused. */
   adminToken: z.string().min(16).optional(),
-  /** Proxy ids known up front (stale until their first report). */
-  proxies: proxyTableConfigSchema.shape.proxies,
+  /**
+   * Proxies known up front (stale until their first report): an id (it pushes) or
+   * `{ id, http, modes, pollIntervalMs, pollTimeoutMs, onQueryMaxAgeMs }`.
+   */
+  proxies: z
+    .array(configuredProxySchema)
+    .default([])
+    .superRefine((proxies, ctx) => {
+      const seen = new Set<string>();
+      proxies.forEach((proxy, i) => {
+        const id = configuredProxyId(proxy);
+        if (seen.has(id)) ctx.addIssue({ code: "custom", path: [i], message: `duplicate ${id}` });
+        seen.add(id);
+      });
+    }),
+  /** On-query: the longest a select waits for stale reports to be refreshed. */
+  onQueryWaitMs: z.number().int().min(0).max(10_000).default(DEFAULT_ON_QUERY_WAIT_MS),
+  /** Stream mode's reconnect backoff: first wait, doubling up to the maximum. */
+  streamRetryMs: z.number().int().positive().default(DEFAULT_STREAM_RETRY_MS),
+  streamRetryMaxMs: z.number().int().positive().default(DEFAULT_STREAM_RETRY_MAX_MS),
   /** Whether a valid report from an unknown proxy adds it. */
   allowJoin: z.boolean().default(true),
   /** The rest of the ProxyTable's settings (clock window, staleness, probes, size). */
@@ -71,12 +144,28 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * A union (a proxy written as an id or an object) fails as a whole; name the field inside the
+ * option that got furthest instead, so that `proxies.0.pollIntervalMs` is what the user reads.
+ */
+function innermostIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string } {
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) {
+    return { path: issue.path, message: issue.message };
+  }
+  const deepest = issue.errors
+    .map((issues) => issues[0])
+    .filter((inner) => inner !== undefined)
+    .reduce((a, b) => (b.path.length > a.path.length ? b : a));
+  const inner = innermostIssue(deepest);
+  return { path: [...issue.path, ...inner.path], message: inner.message };
+}
+
 /** Validates, applies defaults and freezes; a bad field throws `monitor.<path>: message`. */
 export function parseMonitorConfig(input: unknown): Readonly<MonitorConfig> {
   const result = monitorConfigSchema.safeParse(input ?? {});
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new RangeError(`${["monitor", ...issue.path.map(String)].join(".")}: ${issue.message}`);
+    const { path, message } = innermostIssue(result.error.issues[0]!);
+    throw new RangeError(`${["monitor", ...path.map(String)].join(".")}: ${message}`);
   }
   return deepFreeze(result.data);
 }

@@ -4,6 +4,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { silentLogger, systemClock, type Clock, type Logger } from "../sip/index.js";
 import { monitorHttpApi } from "./http-front.js";
 import {
+  configuredProxyId,
   parseMonitorConfig,
   type MonitorConfig,
   type MonitorConfigInput,
@@ -17,6 +18,7 @@ import {
 import { PushIntake, type PushChannel, type PushRefusalReason } from "./push-intake.js";
 import { Selector, type Transport } from "./selector.js";
 import { UdpPushEndpoint } from "./udp-push.js";
+import { Collectors, type CollectorCounters } from "./collectors/index.js";
 import { compileWorkload } from "./workload.js";
 
 export interface MonitorDeps {
@@ -30,7 +32,8 @@ export interface MonitorDeps {
 
 /**
  * The load monitor role (issue 5): the proxy table and selector, fed by signed pushes over
- * HTTP (`POST /v1/reports`) and UDP, answering clients over HTTP. `start()` opens every socket;
+ * HTTP (`POST /v1/reports`) and UDP and by its own collectors (poll, stream, on-query),
+ * answering clients over HTTP. `start()` opens every socket;
  * `stop()` closes them, ends held event streams and clears every timer.
  */
 export class Monitor {
@@ -45,6 +48,7 @@ export class Monitor {
   readonly #countRefused: Counter<"reason" | "via">;
   readonly #countChanges: Counter<"kind">;
   readonly #countNoProxy: Counter<"transport">;
+  readonly #collectors: Collectors;
   #http: FastifyInstance | undefined;
   #udp: UdpPushEndpoint | undefined;
   #httpUrl: string | undefined;
@@ -64,7 +68,7 @@ export class Monitor {
     this.#log = (deps.logger ?? silentLogger).child({ role: "monitor" });
     const c = this.config;
     this.#table = new ProxyTable({
-      config: { ...c.table, proxies: [...c.proxies], allowJoin: c.allowJoin },
+      config: { ...c.table, proxies: c.proxies.map(configuredProxyId), allowJoin: c.allowJoin },
       clock: this.#clock,
       wallNow: deps.wallNow,
       workload: compileWorkload(c.workload),
@@ -137,9 +141,32 @@ export class Monitor {
       onRefused: (reason: PushRefusalReason, channel: PushChannel) =>
         this.#countRefused.inc({ reason, via: `push-${channel}` }),
     });
+    this.#collectors = new Collectors({
+      proxies: c.proxies,
+      table: this.#table,
+      clock: this.#clock,
+      log: this.#log,
+      onQueryWaitMs: c.onQueryWaitMs,
+      streamRetryMs: c.streamRetryMs,
+      streamRetryMaxMs: c.streamRetryMaxMs,
+    });
     this.#table.on("report", this.#onReport);
     this.#table.on("refused", this.#onTableRefused);
     this.#table.on("state", this.#onState);
+  }
+
+  /** What the poll, stream and on-query collectors have done. */
+  collectorCounters(): CollectorCounters {
+    return this.#collectors.counters();
+  }
+
+  /**
+   * On-query collection: refreshes on-query proxies whose newest report is too old, waiting at
+   * most `onQueryWaitMs`; the selects of every front call it before choosing. Never rejects.
+   */
+  freshen(_transport?: Transport): Promise<void> {
+    if (this.#state !== "started") return Promise.resolve();
+    return this.#collectors.freshen();
   }
 
   get table(): ProxyTable {
@@ -193,6 +220,7 @@ export class Monitor {
         reportBodyLimitBytes: c.reportBodyLimitBytes,
         maxEventStreams: c.maxEventStreams,
         started: () => this.#state === "started",
+        freshen: (transport: Transport) => this.freshen(transport),
         onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
         log: this.#log,
       });
@@ -200,6 +228,7 @@ export class Monitor {
       const bound = this.#http.server.address();
       if (bound === null || typeof bound === "string") throw new Error("HTTP server did not bind");
       this.#httpUrl = `http://${isIP(bound.address) === 6 ? `[${bound.address}]` : bound.address}:${bound.port}`;
+      this.#collectors.start();
       this.#log.info({ http: this.#httpUrl, udpPush: this.#udp?.address }, "monitor started");
     } catch (e) {
       await this.stop();
@@ -211,6 +240,7 @@ export class Monitor {
     if (this.#state === "stopped" || this.#state === "stopping") return;
     const wasStarted = this.#state === "started";
     this.#state = "stopping";
+    await this.#collectors.stop();
     await this.#udp?.stop();
     await this.#http?.close();
     this.#table.off("report", this.#onReport);

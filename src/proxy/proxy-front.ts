@@ -183,6 +183,26 @@ export class ProxyFront {
   }
 }
 
+/** How often a draining proxy looks whether its dialogs are over. */
+export const DRAIN_POLL_MS = 250;
+
+/**
+ * A drain's wait (SIGTERM): until `calls()` is 0, `timeoutMs` has passed or `waiting()` turns
+ * false (stopped meanwhile). Resolves with the calls still up.
+ */
+export async function waitForCallsToEnd(
+  clock: Clock,
+  timeoutMs: number,
+  calls: () => number,
+  waiting: () => boolean,
+): Promise<number> {
+  const deadline = clock.now() + timeoutMs;
+  while (calls() > 0 && clock.now() < deadline && waiting()) {
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, DRAIN_POLL_MS));
+  }
+  return calls();
+}
+
 /** The load report's `uris`: how clients reach this proxy on each transport. */
 export function urisOf(listeners: readonly BoundListener[]): LoadReport["uris"] {
   const uris: Record<string, string> = {};

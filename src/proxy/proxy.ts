@@ -8,13 +8,10 @@ import {
   type TransportLayer,
 } from "../sip/index.js";
 import { ProxyEngine, type ProxyEngineDeps } from "./proxy-engine.js";
-import { ProxyFront } from "./proxy-front.js";
+import { ProxyFront, waitForCallsToEnd } from "./proxy-front.js";
 import { parseProxyConfig, type ProxyConfig, type ProxyConfigInput } from "./proxy-config.js";
 
 export type ProxyDeps = Pick<ProxyEngineDeps, "clock" | "logger" | "credentials">;
-
-/** How often a draining proxy looks whether its dialogs are over. */
-export const DRAIN_POLL_MS = 250;
 
 /**
  * The proxy role in one process: a stateful SIP proxy and registrar (ProxyEngine) with its
@@ -119,11 +116,12 @@ export class Proxy {
    */
   async drainAndStop(timeoutMs = this.config.drainTimeoutMs): Promise<number> {
     this.drain();
-    const deadline = this.#clock.now() + timeoutMs;
-    while (this.calls > 0 && this.#clock.now() < deadline && this.#state === "started") {
-      await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, DRAIN_POLL_MS));
-    }
-    const left = this.calls;
+    const left = await waitForCallsToEnd(
+      this.#clock,
+      timeoutMs,
+      () => this.calls,
+      () => this.#state === "started",
+    );
     await this.stop();
     return left;
   }

@@ -18,9 +18,8 @@ import { RedisLocationStore } from "../location-store/redis-store.js";
 import { SqliteLocationStore } from "../location-store/sqlite-store.js";
 import type { LocationStore, StoreHealth } from "../location-store/types.js";
 import { sumStats } from "../load/proxy-metrics.js";
-import { DRAIN_POLL_MS } from "../proxy.js";
 import type { EngineStats } from "../proxy-engine.js";
-import { ProxyFront } from "../proxy-front.js";
+import { ProxyFront, waitForCallsToEnd } from "../proxy-front.js";
 import { parseProxyConfig, type ProxyConfig, type ProxyConfigInput } from "../proxy-config.js";
 import type { FromWorker, ToWorker } from "./messages.js";
 
@@ -202,11 +201,12 @@ export class ProxyCluster {
 
   async drainAndStop(timeoutMs = this.config.drainTimeoutMs): Promise<number> {
     this.drain();
-    const deadline = this.#clock.now() + timeoutMs;
-    while (this.calls > 0 && this.#clock.now() < deadline && this.#state === "started") {
-      await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, DRAIN_POLL_MS));
-    }
-    const left = this.calls;
+    const left = await waitForCallsToEnd(
+      this.#clock,
+      timeoutMs,
+      () => this.calls,
+      () => this.#state === "started",
+    );
     await this.stop();
     return left;
   }

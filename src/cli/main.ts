@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { runMonitorCommand } from "./monitor-command.js";
 import { runParseCommand } from "./parse-command.js";
 import { runProxyCommand } from "./proxy-command.js";
 import { formatBuildStatus } from "./status.js";
@@ -36,6 +37,21 @@ program
       await runProxyCommand(options);
     } catch (e) {
       console.error(`sipsteer proxy: ${(e as Error).message}`);
+      process.exit(2);
+    }
+  });
+
+program
+  .command("monitor")
+  .description("run the load monitor that steers clients to the least-loaded proxy")
+  .requiredOption("-c, --config <file>", "monitor configuration (YAML or JSON)")
+  .option("--json", "print one JSON line with the bound addresses when serving")
+  .option("--log-level <level>", "pino log level (logs go to stderr)", "info")
+  .action(async (options: { config: string; json?: boolean; logLevel?: string }) => {
+    try {
+      await runMonitorCommand(options);
+    } catch (e) {
+      console.error(`sipsteer monitor: ${(e as Error).message}`);
       process.exit(2);
     }
   });

@@ -75,6 +75,7 @@ export {
 } from "./selector.js";
 export {
   COLLECTION_MODES,
+  DEFAULT_ALLOWED_DESTINATIONS,
   DEFAULT_HTTP_PORT,
   DEFAULT_MAX_EVENT_STREAMS,
   DEFAULT_ON_QUERY_MAX_AGE_MS,
@@ -85,6 +86,8 @@ export {
   DEFAULT_STREAM_RETRY_MAX_MS,
   DEFAULT_STREAM_RETRY_MS,
   configuredProxyId,
+  destinationAllowed,
+  isCidr,
   monitorConfigSchema,
   parseMonitorConfig,
   type CollectedProxyConfig,

@@ -1,3 +1,4 @@
+import { BlockList, isIP } from "node:net";
 import { z } from "zod";
 import { proxyTableConfigSchema } from "./proxy-table.js";
 import { selectorConfigSchema } from "./selector.js";
@@ -20,6 +21,19 @@ export const DEFAULT_ON_QUERY_WAIT_MS = 200;
 /** Stream mode: the first reconnect waits this long, doubling up to the maximum. */
 export const DEFAULT_STREAM_RETRY_MS = 100;
 export const DEFAULT_STREAM_RETRY_MAX_MS = 5000;
+
+/** DESIGN.md: every role sends only where this permits; by default everywhere, like the proxy. */
+export const DEFAULT_ALLOWED_DESTINATIONS: readonly string[] = ["0.0.0.0/0", "::/0"];
+
+/** A CIDR block (`10.0.0.0/8`, `::1/128`) or a bare IP literal (a single address). */
+export function isCidr(text: string): boolean {
+  const [address, bits, ...rest] = text.split("/");
+  const family = isIP(address ?? "");
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  const prefix = Number(bits);
+  return /^\d+$/.test(bits) && prefix >= 0 && prefix <= (family === 6 ? 128 : 32);
+}
 
 /** Collection modes a configured proxy may use (issue 5), mixable. */
 export const COLLECTION_MODES = ["push", "poll", "stream", "on-query"] as const;
@@ -94,6 +108,13 @@ export const monitorConfigSchema = z.object({
         seen.add(key.id);
       });
     }),
+  /**
+   * CIDR blocks the monitor may contact: a poll, stream or on-query proxy whose `http` host is
+   * outside them is never contacted.
+   */
+  allowedDestinations: z
+    .array(z.string().refine(isCidr, "a CIDR block such as 127.0.0.0/8"))
+    .default([...DEFAULT_ALLOWED_DESTINATIONS]),
   /** Bearer token of the /v1/admin calls; absent: every admin call is refused. */
   adminToken: z.string().min(16).optional(),
   /**
@@ -135,6 +156,24 @@ export const monitorConfigSchema = z.object({
 
 export type MonitorConfig = z.infer<typeof monitorConfigSchema>;
 export type MonitorConfigInput = z.input<typeof monitorConfigSchema>;
+
+/**
+ * Whether the monitor may contact `http` (a proxy's base URL) under `allowed` (valid CIDRs).
+ * Nothing is resolved: the host must be an IP literal inside a block. A host name passes only
+ * when the list holds both 0.0.0.0/0 and ::/0, where any address it resolves to is allowed.
+ */
+export function destinationAllowed(http: string, allowed: readonly string[]): boolean {
+  const host = new URL(http).hostname.replace(/^\[(.*)\]$/, "$1");
+  const family = isIP(host);
+  if (family === 0) return allowed.includes("0.0.0.0/0") && allowed.includes("::/0");
+  const list = new BlockList();
+  for (const cidr of allowed) {
+    const [address, bits] = cidr.split("/") as [string, string | undefined];
+    const type = isIP(address) === 6 ? "ipv6" : "ipv4";
+    list.addSubnet(address, bits === undefined ? (type === "ipv6" ? 128 : 32) : Number(bits), type);
+  }
+  return list.check(host, family === 6 ? "ipv6" : "ipv4");
+}
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {

@@ -125,6 +125,15 @@ export class Monitor {
         this.set(table.eligible().length);
       },
     });
+    const collectors = (): Collectors => this.#collectors;
+    new Gauge({
+      name: "sipsteer_monitor_destinations_refused",
+      help: "Configured proxies never contacted: their http host is outside allowedDestinations",
+      registers,
+      collect() {
+        this.set(collectors().counters().refusedDestinations.length);
+      },
+    });
     new Gauge({
       name: "sipsteer_monitor_proxies_known",
       help: "Proxies in the table",
@@ -149,6 +158,7 @@ export class Monitor {
       onQueryWaitMs: c.onQueryWaitMs,
       streamRetryMs: c.streamRetryMs,
       streamRetryMaxMs: c.streamRetryMaxMs,
+      allowedDestinations: c.allowedDestinations,
     });
     this.#table.on("report", this.#onReport);
     this.#table.on("refused", this.#onTableRefused);

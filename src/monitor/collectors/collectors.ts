@@ -1,5 +1,10 @@
 import type { Clock, ClockTimer, Logger } from "../../sip/index.js";
-import type { CollectedProxyConfig, ConfiguredProxy } from "../monitor-config.js";
+import {
+  DEFAULT_ALLOWED_DESTINATIONS,
+  destinationAllowed,
+  type CollectedProxyConfig,
+  type ConfiguredProxy,
+} from "../monitor-config.js";
 import type { ProxyTable } from "../proxy-table.js";
 import { LoadPoller } from "./load-poller.js";
 import { LoadStream } from "./load-stream.js";
@@ -13,6 +18,11 @@ export interface CollectorsOptions {
   readonly onQueryWaitMs: number;
   readonly streamRetryMs: number;
   readonly streamRetryMaxMs: number;
+  /**
+   * CIDR blocks (already validated) a proxy's `http` host must be inside to be contacted;
+   * everywhere (`DEFAULT_ALLOWED_DESTINATIONS`) when absent.
+   */
+  readonly allowedDestinations?: readonly string[];
 }
 
 /** What the collectors have done, for tests and diagnostics. */
@@ -21,6 +31,8 @@ export interface CollectorCounters {
   readonly polls: number;
   /** Per streamed proxy: connections opened again, and reports taken. */
   readonly streams: Readonly<Record<string, { reconnects: number; reports: number }>>;
+  /** Proxies never contacted: their `http` host is outside `allowedDestinations`. */
+  readonly refusedDestinations: readonly string[];
 }
 
 /**
@@ -37,15 +49,28 @@ export class Collectors {
   readonly #onQuery: { readonly id: string; readonly maxAgeMs: number }[] = [];
   /** Timers of `freshen` waits still running (cleared on stop). */
   readonly #waits = new Set<{ timer: ClockTimer; release: () => void }>();
+  readonly #refused: string[] = [];
   #running = false;
 
   constructor(options: CollectorsOptions) {
+    const log = options.log.child({ component: "collectors" });
+    const allowed = options.allowedDestinations ?? DEFAULT_ALLOWED_DESTINATIONS;
     this.#table = options.table;
     this.#clock = options.clock;
     this.#waitMs = options.onQueryWaitMs;
     this.#poller = new LoadPoller({ table: options.table, clock: options.clock, log: options.log });
     for (const proxy of options.proxies) {
       if (typeof proxy === "string" || proxy.http === undefined) continue;
+      // Decided once here, so that a refused proxy gets no poller or stream at all (its URL
+      // never changes): one warning and one count per proxy, and it stays stale.
+      if (!destinationAllowed(proxy.http, allowed)) {
+        this.#refused.push(proxy.id);
+        log.warn(
+          { proxy: proxy.id, http: proxy.http },
+          "proxy's http host not in allowedDestinations; not polled or streamed",
+        );
+        continue;
+      }
       this.#add(proxy, proxy.http, options);
     }
   }
@@ -60,7 +85,7 @@ export class Collectors {
     for (const [id, s] of this.#streams) {
       streams[id] = { reconnects: s.reconnects, reports: s.reports };
     }
-    return { polls: this.#poller.polls, streams };
+    return { polls: this.#poller.polls, streams, refusedDestinations: [...this.#refused] };
   }
 
   start(): void {

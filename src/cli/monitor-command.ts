@@ -1,0 +1,47 @@
+import { pino } from "pino";
+import { Monitor, parseMonitorConfig } from "../monitor/index.js";
+import { readConfigFile } from "./proxy-command.js";
+
+export interface MonitorCommandOptions {
+  readonly config: string;
+  readonly json?: boolean;
+  readonly logLevel?: string;
+}
+
+/**
+ * `sipsteer monitor --config monitor.yaml`: runs the load monitor until SIGTERM or SIGINT,
+ * then stops it (closing its sockets and held streams) and exits 0. With --json, prints one
+ * line when serving: its HTTP URL and, when configured, its UDP push target.
+ */
+export async function runMonitorCommand(options: MonitorCommandOptions): Promise<void> {
+  const logger = pino({ level: options.logLevel ?? "info" }, pino.destination(2));
+  const config = parseMonitorConfig(readConfigFile(options.config));
+  const monitor = new Monitor(config, { logger });
+  await monitor.start();
+  const udpPush = monitor.udpPushUrl;
+  const info = {
+    monitor: { http: monitor.httpUrl, ...(udpPush === undefined ? {} : { udpPush }) },
+    pid: process.pid,
+  };
+  if (options.json === true) process.stdout.write(`${JSON.stringify(info)}\n`);
+  else logger.info(info, "monitor serving");
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    monitor.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e }, "stop failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

@@ -6,7 +6,10 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
     "proxy, registrar, location store",
     "built: sipsteer proxy (RFC 3261 §16, digest, SQLite/Redis)",
   ],
-  ["load monitor (HTTP, DNS, SIP 302)", "in progress: table, policies, select, HTTP + pushes"],
+  [
+    "load monitor (HTTP, DNS, SIP 302)",
+    "in progress: sipsteer monitor (HTTP select, push/poll/stream)",
+  ],
   ["client SDK and softphone", "not yet"],
   ["dashboard and browser phone", "not yet"],
   ["media relay (rtpengine)", "not yet"],

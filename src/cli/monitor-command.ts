@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { pino } from "pino";
 import { Monitor, parseMonitorConfig } from "../monitor/index.js";
 import { readConfigFile } from "./proxy-command.js";
@@ -11,7 +12,8 @@ export interface MonitorCommandOptions {
 /**
  * `sipsteer monitor --config monitor.yaml`: runs the load monitor until SIGTERM or SIGINT,
  * then stops it (closing its sockets and held streams) and exits 0. With --json, prints one
- * line when serving: its HTTP URL and, when configured, its UDP push target.
+ * line when serving: its HTTP URL and, when configured, its UDP push target and SIP redirect
+ * address.
  */
 export async function runMonitorCommand(options: MonitorCommandOptions): Promise<void> {
   const logger = pino({ level: options.logLevel ?? "info" }, pino.destination(2));
@@ -19,8 +21,13 @@ export async function runMonitorCommand(options: MonitorCommandOptions): Promise
   const monitor = new Monitor(config, { logger });
   await monitor.start();
   const udpPush = monitor.udpPushUrl;
+  const redirect = redirectUri(monitor);
   const info = {
-    monitor: { http: monitor.httpUrl, ...(udpPush === undefined ? {} : { udpPush }) },
+    monitor: {
+      http: monitor.httpUrl,
+      ...(udpPush === undefined ? {} : { udpPush }),
+      ...(redirect === undefined ? {} : { redirect }),
+    },
     pid: process.pid,
   };
   if (options.json === true) process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -44,4 +51,13 @@ export async function runMonitorCommand(options: MonitorCommandOptions): Promise
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** The SIP redirect front's address (`sip:127.0.0.1:5060`, UDP first), when configured. */
+function redirectUri(monitor: Monitor): string | undefined {
+  const listeners = monitor.sipListeners;
+  const l = listeners.find((x) => x.protocol === "udp") ?? listeners[0];
+  if (l === undefined) return undefined;
+  const host = isIP(l.advertise) === 6 ? `[${l.advertise}]` : l.advertise;
+  return `sip:${host}:${l.port}${l.protocol === "udp" ? "" : `;transport=${l.protocol}`}`;
 }

@@ -125,3 +125,8 @@ export {
   type PushRefusalReason,
 } from "./push-intake.js";
 export { UdpPushEndpoint, type UdpPushEndpointOptions } from "./udp-push.js";
+export {
+  RedirectFront,
+  SIP_NO_PROXY_RETRY_AFTER_S,
+  type RedirectFrontOptions,
+} from "./redirect-front.js";

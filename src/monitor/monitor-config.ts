@@ -85,6 +85,9 @@ const endpointSchema = z.object({
   port: z.number().int().min(0).max(65535),
 });
 
+/** A listener of the SIP redirect front. */
+const sipListenerSchema = endpointSchema.extend({ protocol: z.enum(["udp", "tcp"]) });
+
 const signingKeySchema = z.object({
   /** The id a push names (`keyid=` over HTTP, the first word of a UDP datagram). */
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "1–64 letters, digits, '.', '_' or '-'"),
@@ -95,6 +98,11 @@ export const monitorConfigSchema = z.object({
   http: endpointSchema.default({ address: "127.0.0.1", port: DEFAULT_HTTP_PORT }),
   /** Where signed UDP pushes are taken; absent: no UDP push endpoint. */
   udpPush: endpointSchema.optional(),
+  /**
+   * The SIP redirect front (DESIGN.md "Client query"): UDP and/or TCP listeners answering
+   * INVITE with 302 to the ranked proxies; absent: no SIP front.
+   */
+  sip: z.object({ listen: z.array(sipListenerSchema).min(1) }).optional(),
   /** Keys that pushed reports may be signed with (several, so that keys can be rotated). */
   keys: z
     .array(signingKeySchema)

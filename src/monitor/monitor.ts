@@ -1,7 +1,14 @@
 import { isIP } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Registry } from "prom-client";
-import { silentLogger, systemClock, type Clock, type Logger } from "../sip/index.js";
+import {
+  silentLogger,
+  systemClock,
+  type BoundListener,
+  type Clock,
+  type Logger,
+  type TransactionOptionsInput,
+} from "../sip/index.js";
 import { monitorHttpApi } from "./http-front.js";
 import {
   configuredProxyId,
@@ -18,6 +25,7 @@ import {
 import { PushIntake, type PushChannel, type PushRefusalReason } from "./push-intake.js";
 import { Selector, type Transport } from "./selector.js";
 import { UdpPushEndpoint } from "./udp-push.js";
+import { RedirectFront } from "./redirect-front.js";
 import { Collectors, type CollectorCounters } from "./collectors/index.js";
 import { compileWorkload } from "./workload.js";
 
@@ -28,6 +36,8 @@ export interface MonitorDeps {
   readonly wallNow?: () => number;
   /** Uniform in [0, 1), for the random policies; Math.random by default. */
   readonly random?: () => number;
+  /** Transaction timers of the SIP redirect front (tests shorten T1). */
+  readonly sipTimers?: TransactionOptionsInput;
 }
 
 /**
@@ -51,6 +61,8 @@ export class Monitor {
   readonly #collectors: Collectors;
   #http: FastifyInstance | undefined;
   #udp: UdpPushEndpoint | undefined;
+  #sip: RedirectFront | undefined;
+  readonly #sipTimers: TransactionOptionsInput | undefined;
   #httpUrl: string | undefined;
   #state: "new" | "started" | "stopping" | "stopped" = "new";
 
@@ -65,6 +77,7 @@ export class Monitor {
   constructor(config: MonitorConfigInput | Readonly<MonitorConfig>, deps: MonitorDeps = {}) {
     this.config = parseMonitorConfig(config);
     this.#clock = deps.clock ?? systemClock;
+    this.#sipTimers = deps.sipTimers;
     this.#log = (deps.logger ?? silentLogger).child({ role: "monitor" });
     const c = this.config;
     this.#table = new ProxyTable({
@@ -207,6 +220,12 @@ export class Monitor {
     return `udp://${host}:${bound.port}`;
   }
 
+  /** The SIP redirect front's listeners as bound (after start); empty when there is none. */
+  get sipListeners(): readonly BoundListener[] {
+    if (this.#state !== "started") throw new Error("monitor not started");
+    return this.#sip?.listeners ?? [];
+  }
+
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error("Monitor.start() called twice");
     this.#state = "started";
@@ -238,8 +257,24 @@ export class Monitor {
       const bound = this.#http.server.address();
       if (bound === null || typeof bound === "string") throw new Error("HTTP server did not bind");
       this.#httpUrl = `http://${isIP(bound.address) === 6 ? `[${bound.address}]` : bound.address}:${bound.port}`;
+      if (c.sip !== undefined) {
+        this.#sip = new RedirectFront({
+          listen: c.sip.listen,
+          allowedDestinations: c.allowedDestinations,
+          select: (transport: Transport) => this.#selector.select(transport),
+          freshen: (transport: Transport) => this.freshen(transport),
+          onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
+          clock: this.#clock,
+          logger: this.#log,
+          ...(this.#sipTimers === undefined ? {} : { timers: this.#sipTimers }),
+        });
+        await this.#sip.start();
+      }
       this.#collectors.start();
-      this.#log.info({ http: this.#httpUrl, udpPush: this.#udp?.address }, "monitor started");
+      this.#log.info(
+        { http: this.#httpUrl, udpPush: this.#udp?.address, sip: this.#sip?.listeners },
+        "monitor started",
+      );
     } catch (e) {
       await this.stop();
       throw e;
@@ -251,6 +286,7 @@ export class Monitor {
     const wasStarted = this.#state === "started";
     this.#state = "stopping";
     await this.#collectors.stop();
+    await this.#sip?.stop();
     await this.#udp?.stop();
     await this.#http?.close();
     this.#table.off("report", this.#onReport);

@@ -8,7 +8,7 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
   ],
   [
     "load monitor (HTTP, DNS, SIP 302)",
-    "in progress: sipsteer monitor (HTTP select, push/poll/stream)",
+    "in progress: sipsteer monitor (HTTP select, SIP 302, push/poll/stream)",
   ],
   ["client SDK and softphone", "not yet"],
   ["dashboard and browser phone", "not yet"],

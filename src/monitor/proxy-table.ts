@@ -12,6 +12,8 @@ export const DEFAULT_STALE_AFTER_INTERVALS = 3;
 export const DEFAULT_PROBE_THRESHOLD = 3;
 /** Bad input: the table is bounded, whatever joins. */
 export const DEFAULT_MAX_PROXIES = 1000;
+/** Refused reports warn at most this often (with how many were only counted meanwhile). */
+export const REFUSAL_WARN_EVERY_MS = 10_000;
 
 const proxyId = z.string().min(1).max(64);
 
@@ -276,6 +278,8 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
   #accepted = 0;
   readonly #refused = zeroed(REFUSAL_REASONS);
   readonly #changes = zeroed(PROXY_CHANGES);
+  #lastRefusalWarnAt = -Infinity;
+  #refusalsSuppressed = 0;
   #disposed = false;
 
   constructor(options: ProxyTableOptions) {
@@ -651,7 +655,19 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     this.#refused[reason]++;
     const record = proxy === undefined ? undefined : this.#records.get(proxy);
     if (record !== undefined) record.refused++;
-    this.#log.warn({ proxy, via, reason, detail }, "load report refused");
+    // Every refusal is counted; a flood of them (replays, a broken proxy) warns once a while.
+    this.#log.debug({ proxy, via, reason, detail }, "load report refused");
+    const now = this.#clock.now();
+    if (now - this.#lastRefusalWarnAt >= REFUSAL_WARN_EVERY_MS) {
+      this.#log.warn(
+        { proxy, via, reason, detail, suppressed: this.#refusalsSuppressed },
+        "load report refused (further refusals for a while only counted)",
+      );
+      this.#lastRefusalWarnAt = now;
+      this.#refusalsSuppressed = 0;
+    } else {
+      this.#refusalsSuppressed++;
+    }
     this.emit("refused", { proxy, via, reason, detail, at: this.#wallNow() });
     return { ok: false, reason, detail };
   }

@@ -1,6 +1,6 @@
 import { verifySignature, type SigningKey } from "../contracts/index.js";
 import type { Clock, Logger } from "../sip/index.js";
-import type { ProxyTable, RefusalReason } from "./proxy-table.js";
+import { REFUSAL_WARN_EVERY_MS, type ProxyTable, type RefusalReason } from "./proxy-table.js";
 
 /** How a push reached the monitor. */
 export type PushChannel = "http" | "udp";
@@ -52,8 +52,8 @@ const STATUS: Readonly<Record<PushRefusalReason | RefusalReason, number>> = {
   "table-full": 403,
 };
 
-/** A flood of bad pushes gives one warning per this long, with the count it stands for. */
-export const REFUSAL_WARN_EVERY_MS = 10_000;
+// A flood of bad pushes gives one warning per REFUSAL_WARN_EVERY_MS, as the table's refusals do.
+export { REFUSAL_WARN_EVERY_MS };
 
 export interface PushIntakeOptions {
   readonly table: ProxyTable;

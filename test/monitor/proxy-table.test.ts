@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { pino } from "pino";
 import {
+  ProxyTable,
+  REFUSAL_WARN_EVERY_MS,
   parseProxyTableConfig,
   type ProxyChange,
   type ProxyStateEvent,
-  type ProxyTable,
   type ReportSummaryEvent,
 } from "../../src/monitor/index.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import { WALL_AT_0, report, tableOnFakeClock } from "./reports.js";
 
 /** Collects the table's state events as "proxy kind" strings. */
@@ -15,6 +18,30 @@ function recordChanges(table: ProxyTable): string[] {
   table.on("state", (ev) => seen.push(`${ev.proxy} ${ev.kind}`));
   return seen;
 }
+
+describe("ProxyTable - refusals in a flood", () => {
+  test("every refusal is counted; a warning goes out once per interval with the rest counted", () => {
+    const lines: { level: number; suppressed?: number }[] = [];
+    const log = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const clock = new FakeClock();
+    const table = new ProxyTable({
+      config: { proxies: ["p1"] },
+      clock,
+      wallNow: () => WALL_AT_0 + clock.now(),
+      log,
+    });
+    assert.equal(table.ingest(report("p1", { seq: 5 }), { via: "push" }).ok, true);
+    for (let i = 0; i < 50; i++) table.ingest(report("p1", { seq: 5 }), { via: "push" });
+    assert.equal(table.counters().refused["old-seq"], 50);
+    const warnings = () => lines.filter((l) => l.level === 40);
+    assert.equal(warnings().length, 1, "one warning for the first 50");
+    clock.tick(REFUSAL_WARN_EVERY_MS);
+    table.ingest(report("p1", { seq: 4 }), { via: "push" });
+    assert.equal(warnings().length, 2);
+    assert.equal(warnings()[1]!.suppressed, 49, "the warning says how many were only counted");
+    table.dispose();
+  });
+});
 
 describe("ProxyTable - reports", () => {
   test("a valid report is stored with how it arrived, its workload and a summary event", () => {

@@ -2,68 +2,18 @@
 // line when serving, takes signed pushes from a real sipsteer proxy and answers selects, stops
 // on SIGTERM with exit code 0 and frees its ports; a bad config exits 2 naming the field.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Proxy } from "../../src/proxy/index.js";
+import { reap, runCli, within } from "../helpers/cli.js";
 
-/** The CLI next to these tests: dist/ in the project's build, or any other build folder. */
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY = { id: "k1", secret: "a-shared-report-secret" };
-
-interface CliRun {
-  readonly child: ChildProcess;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The first stdout line; rejects when the process exits before writing one. */
-  readonly firstLine: Promise<string>;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): CliRun {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let gotLine: (line: string) => void = () => undefined;
-  let noLine: (e: Error) => void = () => undefined;
-  const run: CliRun = {
-    child,
-    exit: new Promise((r) => child.once("exit", (code, signal) => r({ code, signal }))),
-    firstLine: new Promise<string>((resolve, reject) => {
-      gotLine = resolve;
-      noLine = reject;
-    }),
-    stdout: "",
-    stderr: "",
-  };
-  run.firstLine.catch(() => undefined);
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => {
-    run.stdout += c;
-    const nl = run.stdout.indexOf("\n");
-    if (nl >= 0) gotLine(run.stdout.slice(0, nl));
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (run.stderr += c));
-  void run.exit.then(({ code }) => noLine(new Error(`exited ${code}: ${run.stderr}`)));
-  return run;
-}
-
-function reap(run: CliRun): void {
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
-}
-
-/** `promise`, or undefined when it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
 async function eventually<T>(

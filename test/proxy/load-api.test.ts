@@ -4,7 +4,6 @@
 // drainAndStop, and the `sipsteer proxy` command's SIGTERM and config errors. Real sockets on
 // loopback; every proxy is in process except the CLI's.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, get, type IncomingHttpHeaders, type Server } from "node:http";
@@ -29,15 +28,15 @@ import {
   type SendTarget,
   type SipResponse,
 } from "../../src/sip/index.js";
+import { reap, runCli, within } from "../helpers/cli.js";
 import { openHandles } from "../helpers/handles.js";
-import { PROJECT_ROOT } from "../helpers/paths.js";
+import { Inbox } from "../helpers/sip-caller.js";
 import { SmallUas } from "../helpers/small-uas.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY = { id: "k1", secret: "a-shared-report-secret" };
 const TOKEN = "admin-token-0123456789abcdef";
-const CLI = join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 
 function proxyConfig(over: Partial<ProxyConfigInput> = {}): ProxyConfigInput {
   return {
@@ -60,44 +59,6 @@ function sipTarget(proxy: Proxy): SendTarget {
 }
 
 // ---- waiting for what arrives -----------------------------------------------------------------
-
-/** Things that arrive (reports, requests, datagrams), and a way to await a condition on them. */
-class Inbox<T> {
-  readonly items: T[] = [];
-  readonly #wake = new Set<() => void>();
-
-  push(item: T): void {
-    this.items.push(item);
-    for (const wake of [...this.#wake]) wake();
-  }
-
-  /** Resolves once `ready(items)` holds; rejects after `timeoutMs`, naming `what`. */
-  until(ready: (items: readonly T[]) => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (ready(this.items)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake.delete(check);
-      };
-      const check = () => {
-        if (!ready(this.items)) return;
-        done();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.#wake.add(check);
-    });
-  }
-
-  /** The first item from index `from` on that matches. */
-  async first(match: (item: T) => boolean, timeoutMs: number, what: string, from = 0): Promise<T> {
-    await this.until((items) => items.slice(from).some(match), timeoutMs, what);
-    return this.items.slice(from).find(match)!;
-  }
-}
 
 /** Strictly increasing `seq` within one boot. */
 function assertSeqIncreasing(reports: readonly LoadReport[]): void {
@@ -442,15 +403,6 @@ async function withProxy(
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   const settled = promise.then(() => true);
   return (await within(settled, ms)) === true;
-}
-
-/** `promise`, or undefined when it has not settled within `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 // ---- the tests --------------------------------------------------------------------------------
@@ -889,44 +841,6 @@ describe("proxy drainAndStop", () => {
 });
 
 // ---- the sipsteer proxy command ---------------------------------------------------------------
-
-interface CliRun {
-  readonly child: ChildProcess;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The first stdout line; rejects when the process exits before writing one. */
-  readonly firstLine: Promise<string>;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): CliRun {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let gotLine: (line: string) => void = () => undefined;
-  let noLine: (e: Error) => void = () => undefined;
-  const run: CliRun = {
-    child,
-    exit: new Promise((r) => child.once("exit", (code, signal) => r({ code, signal }))),
-    firstLine: new Promise<string>((resolve, reject) => {
-      gotLine = resolve;
-      noLine = reject;
-    }),
-    stdout: "",
-    stderr: "",
-  };
-  run.firstLine.catch(() => undefined);
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => {
-    run.stdout += c;
-    const nl = run.stdout.indexOf("\n");
-    if (nl >= 0) gotLine(run.stdout.slice(0, nl));
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (run.stderr += c));
-  void run.exit.then(({ code }) => noLine(new Error(`exited ${code}: ${run.stderr}`)));
-  return run;
-}
-
-function reap(run: CliRun): void {
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
-}
 
 /** A config for `sipsteer proxy`: auth off, every port 0, loopback only. */
 function writeCliConfig(dir: string): string {

@@ -949,9 +949,10 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #deliver(message: SipMessage, flow: FlowInfo, steer = true): void {
-    this.stats.received++;
     try {
+      // A message handed to the process that owns it is counted there, once.
       if (steer && this.#shared?.steer(message.wireBytes!, message, flow) === true) return;
+      this.stats.received++;
       if (message.type === "request") stampVia(message, flow.remote);
       this.emit("message", { message, flow });
     } catch (e) {

@@ -17,6 +17,7 @@ import { Proxy } from "../../src/proxy/index.js";
 import { silentLogger } from "../../src/sip/index.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { openHandles } from "../helpers/handles.js";
+import { eventually } from "../helpers/eventually.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
@@ -47,22 +48,6 @@ async function http(url: string): Promise<{ status: number; json: () => unknown 
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function listed(monitor: Monitor, id: string): Promise<ProxyListing | undefined> {
   const res = await http(`${monitor.httpUrl}/v1/proxies`);
   assert.equal(res.status, 200);

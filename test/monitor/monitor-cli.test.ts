@@ -10,27 +10,13 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Proxy } from "../../src/proxy/index.js";
 import { reap, runCli, within } from "../helpers/cli.js";
+import { eventually } from "../helpers/eventually.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY = { id: "k1", secret: "a-shared-report-secret" };
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Whether a TCP port on 127.0.0.1 can be bound (then released) now. */
 function tcpPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

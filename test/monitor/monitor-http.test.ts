@@ -15,6 +15,7 @@ import { Monitor, type MonitorConfigInput, type ProxyListing } from "../../src/m
 import { Proxy } from "../../src/proxy/index.js";
 import type { ProxyConfigInput } from "../../src/proxy/proxy-config.js";
 import { openHandles } from "../helpers/handles.js";
+import { eventually } from "../helpers/eventually.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
@@ -60,21 +61,6 @@ async function http(
 }
 
 /** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function proxies(monitor: Monitor): Promise<ProxyListing[]> {
   const res = await http(`${monitor.httpUrl}/v1/proxies`);
   assert.equal(res.status, 200);

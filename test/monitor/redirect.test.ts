@@ -23,6 +23,7 @@ import type { SipResponse } from "../../src/sip/index.js";
 import { openHandles } from "../helpers/handles.js";
 import { RawUdp } from "../helpers/sip-caller.js";
 import { freePort, startSipp } from "../helpers/sipp.js";
+import { eventually } from "../helpers/eventually.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
@@ -57,16 +58,6 @@ function proxyConfig(id: string, push: string, over: Partial<ProxyConfigInput> =
     report: { intervalMs: INTERVAL_MS, push: [push], key: KEY },
     ...over,
   };
-}
-
-async function eventually<T>(check: () => T | undefined, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 function sipPort(monitor: Monitor, protocol: "udp" | "tcp"): number {

@@ -241,6 +241,33 @@ describe("monitor SIP redirect front with real proxies", () => {
     });
   });
 
+  // DESIGN.md: any request that opens a transaction is redirected, REGISTER too (a client of
+  // ours follows it; stock phones find their registrar by DNS). Non-INVITE: no ACK, no resend.
+  test("REGISTER gets 302 to the ranked proxies; its userless Request-URI gives userless Contacts", async () => {
+    await withFleet(2, async ({ monitor, proxies }) => {
+      const peer = await RawUdp.bind();
+      try {
+        const best = monitor.selector.ranked("udp")[0]!.proxy;
+        const bestProxy = proxies.find((p) => p.config.id === best)!;
+        const text = invite(peer, "redir-register")
+          .replace(`INVITE sip:bob@${DOMAIN}`, `REGISTER sip:${DOMAIN}`)
+          .replace("CSeq: 1 INVITE", "CSeq: 1 REGISTER")
+          .replace(`To: <sip:bob@${DOMAIN}>`, `To: <sip:alice@${DOMAIN}>`)
+          .replace("Content-Length: 0", "Expires: 600\r\nContent-Length: 0");
+        await peer.send(text, sipPort(monitor, "udp"));
+        const final = await finalFor(peer, "redir-register");
+        assert.equal(final.status, 302);
+        assert.equal(final.cseq.method, "REGISTER");
+        const contacts = contactsOf(final);
+        assert.equal(contacts.length, 2);
+        assert.equal(contacts[0], `<sip:${hostPort(bestProxy)}>;q=1.0`);
+        assert.equal(monitor.selector.timesChosen(best), 1, "the redirect counts as a send");
+      } finally {
+        await peer.close();
+      }
+    });
+  });
+
   // RFC 3261 §16.3 step 3: Max-Forwards 0 is refused with 483 (except OPTIONS).
   test("Max-Forwards 0 gets 483; a CANCEL with no INVITE gets 481", async () => {
     await withFleet(1, async ({ monitor }) => {

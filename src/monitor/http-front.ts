@@ -11,6 +11,7 @@ import Fastify, {
 import type { Registry } from "prom-client";
 import { SIGNATURE_HEADER, parseSignatureHeader } from "../contracts/index.js";
 import type { Logger } from "../sip/index.js";
+import type { ProxyAdapter } from "./monitor-config.js";
 import type { ProxyTable, ProxyView } from "./proxy-table.js";
 import type { PushIntake } from "./push-intake.js";
 import { TRANSPORTS, type Selector, type Transport } from "./selector.js";
@@ -37,12 +38,16 @@ export interface MonitorHttpOptions {
   readonly freshen?: (transport: Transport) => Promise<void>;
   /** A select found no eligible proxy (counted in /metrics). */
   readonly onNoProxy: (transport: Transport) => void;
+  /** How each proxy's load is collected (its configured adapter); sipsteer when absent. */
+  readonly adapterOf?: (id: string) => ProxyAdapter | undefined;
   readonly log: Logger;
 }
 
 /** One proxy as `GET /v1/proxies` shows it. */
 export interface ProxyListing {
   readonly id: string;
+  /** How its load is collected: sipsteer (reports), kamailio (JSON-RPC), options (pings). */
+  readonly adapter: ProxyAdapter;
   readonly origin: ProxyView["origin"];
   /** `eligible`, or the first reason it is not (down, stale, draining). */
   readonly state: ProxyView["state"];
@@ -55,6 +60,8 @@ export interface ProxyListing {
   readonly registrations: number | null;
   /** Since its newest report was accepted. */
   readonly report_age_ms: number | null;
+  /** Round trip of its newest answered OPTIONS ping or JSON-RPC poll. */
+  readonly latency_ms: number | null;
   /** How its newest report arrived: push, poll, stream, on-query. */
   readonly collection: ProxyView["via"] | null;
   /** For pushes: over http or udp. */
@@ -67,10 +74,16 @@ export interface ProxyListing {
   readonly uris: Readonly<Record<string, string | undefined>>;
 }
 
-function listing(view: ProxyView, selector: Selector, intake: PushIntake): ProxyListing {
+function listing(
+  view: ProxyView,
+  selector: Selector,
+  intake: PushIntake,
+  adapter: ProxyAdapter,
+): ProxyListing {
   const r = view.report;
   return {
     id: view.id,
+    adapter,
     origin: view.origin,
     state: view.state,
     eligible: view.eligible,
@@ -81,6 +94,7 @@ function listing(view: ProxyView, selector: Selector, intake: PushIntake): Proxy
     calls: r?.calls ?? null,
     registrations: r?.registrations ?? null,
     report_age_ms: view.ageMs === undefined ? null : Math.round(view.ageMs),
+    latency_ms: view.latencyMs === undefined ? null : Math.round(view.latencyMs * 10) / 10,
     collection: view.via ?? null,
     pushed_over: view.via === "push" ? (intake.channelOf(view.id) ?? null) : null,
     times_chosen: selector.timesChosen(view.id),
@@ -103,6 +117,8 @@ function isTransport(value: string): value is Transport {
  */
 export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
   const { table, selector, intake } = options;
+  const list = (view: ProxyView): ProxyListing =>
+    listing(view, selector, intake, options.adapterOf?.(view.id) ?? "sipsteer");
   const app: FastifyInstance = Fastify({
     loggerInstance: options.log.child({ component: "monitor-http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -167,7 +183,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
   });
 
   app.get("/v1/proxies", async () => ({
-    proxies: table.list().map((view) => listing(view, selector, intake)),
+    proxies: table.list().map(list),
   }));
 
   // Held streams are never idle: end them before close(), or it waits for every client.
@@ -226,7 +242,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     admin((request, reply) => {
       const id = idOf(request);
       if (!table.drain(id)) return notFound(reply, id);
-      return listing(table.view(id)!, selector, intake);
+      return list(table.view(id)!);
     }),
   );
   app.post(
@@ -234,7 +250,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     admin((request, reply) => {
       const id = idOf(request);
       if (!table.undrain(id)) return notFound(reply, id);
-      return listing(table.view(id)!, selector, intake);
+      return list(table.view(id)!);
     }),
   );
   app.post(
@@ -254,7 +270,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
           .send({ error: e instanceof Error ? e.message : String(e), reason: "bad-request" });
       }
       if (!added) return reply.code(409).send({ error: `${id} is known`, reason: "known-proxy" });
-      return reply.code(201).send(listing(table.view(id)!, selector, intake));
+      return reply.code(201).send(list(table.view(id)!));
     }),
   );
   app.delete(

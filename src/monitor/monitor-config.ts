@@ -1,5 +1,7 @@
 import { BlockList, isIP } from "node:net";
 import { z } from "zod";
+import { loadReportSchema } from "../contracts/index.js";
+import { SipUri, parseUri } from "../sip/index.js";
 import { proxyTableConfigSchema } from "./proxy-table.js";
 import { selectorConfigSchema } from "./selector.js";
 import { workloadConfigSchema } from "./workload.js";
@@ -37,26 +39,47 @@ export function isCidr(text: string): boolean {
 
 /** Collection modes a configured proxy may use (issue 5), mixable. */
 export const COLLECTION_MODES = ["push", "poll", "stream", "on-query"] as const;
+/** How the monitor learns a configured proxy's load (issue 5: each proxy has an adapter). */
+export const PROXY_ADAPTERS = ["sipsteer", "kamailio", "options"] as const;
+export type ProxyAdapter = (typeof PROXY_ADAPTERS)[number];
+/** The modes of the adapters the monitor asks (kamailio, options): no push, no stream. */
+const ASKED_MODES = ["poll", "on-query"] as const;
 
 const proxyIdSchema = z.string().min(1).max(64);
 
-/** A proxy known up front with how the monitor collects its reports. */
-const collectedProxySchema = z
+const modesOf = <const M extends readonly [string, ...string[]]>(modes: M) =>
+  z
+    .array(z.enum(modes))
+    .min(1)
+    .refine((list) => new Set(list).size === list.length, "a mode is named twice");
+
+/** A field an adapter cannot do without: "required by the kamailio adapter" when absent. */
+const requiredBy =
+  (adapter: ProxyAdapter, otherwise: string) =>
+  (issue: { input?: unknown }): string =>
+    issue.input === undefined ? `required by the ${adapter} adapter` : otherwise;
+
+const collectionTimings = {
+  pollIntervalMs: z.number().int().positive().default(DEFAULT_POLL_INTERVAL_MS),
+  pollTimeoutMs: z.number().int().positive().default(DEFAULT_POLL_TIMEOUT_MS),
+  onQueryMaxAgeMs: z.number().int().positive().default(DEFAULT_ON_QUERY_MAX_AGE_MS),
+};
+
+/** Where clients are sent, per transport (the load report's `uris`). */
+const urisSchema = loadReportSchema.shape.uris;
+
+/** A sipsteer proxy (the default adapter): its pushes, GET /load, GET /load/stream. */
+const sipsteerProxySchema = z
   .object({
     id: proxyIdSchema,
+    adapter: z.literal("sipsteer").default("sipsteer"),
     /** The proxy's HTTP base URL (GET /load, /load/stream); needed by poll, stream, on-query. */
     http: z
       .url({ protocol: /^https?$/, error: "an http(s):// URL" })
       .transform((url) => url.replace(/\/+$/, ""))
       .optional(),
-    modes: z
-      .array(z.enum(COLLECTION_MODES))
-      .min(1)
-      .refine((modes) => new Set(modes).size === modes.length, "a mode is named twice")
-      .default(["push"]),
-    pollIntervalMs: z.number().int().positive().default(DEFAULT_POLL_INTERVAL_MS),
-    pollTimeoutMs: z.number().int().positive().default(DEFAULT_POLL_TIMEOUT_MS),
-    onQueryMaxAgeMs: z.number().int().positive().default(DEFAULT_ON_QUERY_MAX_AGE_MS),
+    modes: modesOf(COLLECTION_MODES).default(["push"]),
+    ...collectionTimings,
   })
   .superRefine((proxy, ctx) => {
     if (proxy.http === undefined && proxy.modes.some((m) => m !== "push")) {
@@ -68,6 +91,91 @@ const collectedProxySchema = z
     }
   });
 
+/**
+ * A Kamailio polled over JSON-RPC 2.0 (xhttp + jsonrpcs): `dlg.stats_active` for its calls,
+ * its capacity from here, its URIs from here.
+ */
+const kamailioProxySchema = z.object({
+  id: proxyIdSchema,
+  adapter: z.literal("kamailio"),
+  /** The JSON-RPC endpoint, e.g. `http://10.0.0.5:5071/RPC`. */
+  rpc: z.url({
+    protocol: /^https?$/,
+    error: requiredBy("kamailio", "an http(s):// URL such as http://host:5071/RPC"),
+  }),
+  capacity: z.object(
+    { calls: z.number().int().positive() },
+    { error: requiredBy("kamailio", "{ calls: number }") },
+  ),
+  uris: z
+    .object(urisSchema.shape, {
+      error: requiredBy("kamailio", "its URIs per transport, e.g. { udp: sip:10.0.0.5:5060 }"),
+    })
+    .refine((uris) => Object.values(uris).some((u) => u !== undefined), "name at least one URI"),
+  modes: modesOf(ASKED_MODES).default(["poll"]),
+  ...collectionTimings,
+});
+
+/** Where OPTIONS pings go: a `sip:` URI's host, port (5060) and transport (udp or tcp). */
+export interface OptionsTarget {
+  readonly protocol: "udp" | "tcp";
+  /** An IP literal (IPv6 without brackets) or a name resolved at each ping. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The OPTIONS target a `sip` field names, or why it names none. */
+export function optionsTargetOf(
+  sip: string,
+): { ok: true; target: OptionsTarget } | { ok: false; message: string } {
+  let uri;
+  try {
+    uri = parseUri(sip);
+  } catch {
+    return { ok: false, message: "a SIP URI such as sip:10.0.0.5:5060;transport=udp" };
+  }
+  if (!(uri instanceof SipUri) || uri.scheme !== "sip") {
+    return { ok: false, message: "a sip: URI (sips: and other schemes are not pinged)" };
+  }
+  const transport = uri.transport ?? "udp";
+  if (transport !== "udp" && transport !== "tcp") {
+    return { ok: false, message: `transport=${transport}: OPTIONS go over udp or tcp` };
+  }
+  return { ok: true, target: { protocol: transport, host: uri.hostname, port: uri.port ?? 5060 } };
+}
+
+/**
+ * Any SIP server, watched by OPTIONS pings: health and latency from the answers, the workload
+ * from `Sipsteer-Load` when the answer has one; a 503 is full load until its Retry-After.
+ */
+const optionsProxySchema = z.object({
+  id: proxyIdSchema,
+  adapter: z.literal("options"),
+  /** The OPTIONS target, e.g. `sip:10.0.0.5:5060;transport=udp`. */
+  sip: z.string({ error: requiredBy("options", "a SIP URI") }).superRefine((sip, ctx) => {
+    const parsed = optionsTargetOf(sip);
+    if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
+  }),
+  /** Where clients are sent; by default the `sip` URI, for its transport. */
+  uris: urisSchema.optional(),
+  /** How many clients it holds at full load (for the correction of sends); 0: unknown. */
+  capacity: z.object({ calls: z.number().int().nonnegative() }).default({ calls: 0 }),
+  /** The workload of a 200 without `Sipsteer-Load` (0: taken as idle). */
+  assumedWorkload: z.number().min(0).max(1).default(0),
+  modes: modesOf(ASKED_MODES).default(["poll"]),
+  ...collectionTimings,
+});
+
+/** A proxy known up front with how the monitor collects its load (its `adapter`). */
+const collectedProxySchema = z.discriminatedUnion(
+  "adapter",
+  [sipsteerProxySchema, kamailioProxySchema, optionsProxySchema],
+  { error: `one of ${PROXY_ADAPTERS.join(", ")}` },
+);
+
+export type SipsteerProxyConfig = z.infer<typeof sipsteerProxySchema>;
+export type KamailioProxyConfig = z.infer<typeof kamailioProxySchema>;
+export type OptionsProxyConfig = z.infer<typeof optionsProxySchema>;
 export type CollectedProxyConfig = z.infer<typeof collectedProxySchema>;
 
 /** A configured proxy: an id (push only) or its collection settings. */
@@ -126,8 +234,9 @@ export const monitorConfigSchema = z.object({
   /** Bearer token of the /v1/admin calls; absent: every admin call is refused. */
   adminToken: z.string().min(16).optional(),
   /**
-   * Proxies known up front (stale until their first report): an id (it pushes) or
-   * `{ id, http, modes, pollIntervalMs, pollTimeoutMs, onQueryMaxAgeMs }`.
+   * Proxies known up front (stale until their first report): an id (a sipsteer proxy that
+   * pushes) or an object with its `adapter`: sipsteer (default; `{ id, http, modes, … }`),
+   * kamailio (`{ id, rpc, capacity, uris, … }`) or options (`{ id, sip, … }`).
    */
   proxies: z
     .array(configuredProxySchema)
@@ -171,7 +280,11 @@ export type MonitorConfigInput = z.input<typeof monitorConfigSchema>;
  * when the list holds both 0.0.0.0/0 and ::/0, where any address it resolves to is allowed.
  */
 export function destinationAllowed(http: string, allowed: readonly string[]): boolean {
-  const host = new URL(http).hostname.replace(/^\[(.*)\]$/, "$1");
+  return hostAllowed(new URL(http).hostname.replace(/^\[(.*)\]$/, "$1"), allowed);
+}
+
+/** As destinationAllowed, for a bare host (an IP literal, IPv6 without brackets, or a name). */
+export function hostAllowed(host: string, allowed: readonly string[]): boolean {
   const family = isIP(host);
   if (family === 0) return allowed.includes("0.0.0.0/0") && allowed.includes("::/0");
   const list = new BlockList();

@@ -15,6 +15,7 @@ import {
   parseMonitorConfig,
   type MonitorConfig,
   type MonitorConfigInput,
+  type ProxyAdapter,
 } from "./monitor-config.js";
 import {
   ProxyTable,
@@ -36,7 +37,7 @@ export interface MonitorDeps {
   readonly wallNow?: () => number;
   /** Uniform in [0, 1), for the random policies; Math.random by default. */
   readonly random?: () => number;
-  /** Transaction timers of the SIP redirect front (tests shorten T1). */
+  /** Transaction timers of the SIP redirect front and the OPTIONS pings (tests shorten T1). */
   readonly sipTimers?: TransactionOptionsInput;
 }
 
@@ -172,6 +173,7 @@ export class Monitor {
       streamRetryMs: c.streamRetryMs,
       streamRetryMaxMs: c.streamRetryMaxMs,
       allowedDestinations: c.allowedDestinations,
+      ...(deps.sipTimers === undefined ? {} : { sipTimers: deps.sipTimers }),
     });
     this.#table.on("report", this.#onReport);
     this.#table.on("refused", this.#onTableRefused);
@@ -240,6 +242,10 @@ export class Monitor {
         });
         await this.#udp.start();
       }
+      const adapters = new Map<string, ProxyAdapter>();
+      for (const proxy of c.proxies) {
+        if (typeof proxy !== "string") adapters.set(proxy.id, proxy.adapter);
+      }
       this.#http = monitorHttpApi({
         table: this.#table,
         selector: this.#selector,
@@ -251,6 +257,7 @@ export class Monitor {
         started: () => this.#state === "started",
         freshen: (transport: Transport) => this.freshen(transport),
         onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
+        adapterOf: (id: string) => adapters.get(id),
         log: this.#log,
       });
       await this.#http.listen({ host: c.http.address, port: c.http.port });
@@ -270,7 +277,7 @@ export class Monitor {
         });
         await this.#sip.start();
       }
-      this.#collectors.start();
+      await this.#collectors.start();
       this.#log.info(
         { http: this.#httpUrl, udpPush: this.#udp?.address, sip: this.#sip?.listeners },
         "monitor started",

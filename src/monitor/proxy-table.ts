@@ -134,6 +134,8 @@ export interface ProxyStatus {
   /** Reports accepted and refused for this id. */
   readonly accepted: number;
   readonly refused: number;
+  /** Round trip of the newest answered probe that measured one (OPTIONS, JSON-RPC), in ms. */
+  readonly latencyMs?: number | undefined;
 }
 
 /** A proxy with a report, as `eligible()` gives it. */
@@ -200,6 +202,13 @@ export interface IngestOptions {
   readonly via: CollectionMode;
   /** The proxy the collector asked (poll, stream, on-query): a report naming another is refused. */
   readonly proxy?: string;
+  /**
+   * The workload as the collector measured it, instead of the formula over the report: an
+   * OPTIONS answer's `Sipsteer-Load`, or 1 while a 503's Retry-After runs.
+   */
+  readonly workload?: number;
+  /** How long the collector waited for this answer (ms), shown as the proxy's latency. */
+  readonly latencyMs?: number;
 }
 
 export interface ProxyTableCounters {
@@ -231,6 +240,7 @@ class ProxyRecord implements ProxyStatus {
   stale: boolean;
   accepted = 0;
   refused = 0;
+  latencyMs: number | undefined;
   /** Consecutive probe outcomes; one of them is always 0. */
   failures = 0;
   successes = 0;
@@ -335,6 +345,12 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     }
     const report = parsed.data;
     const { via } = options;
+    if (
+      options.workload !== undefined &&
+      !(Number.isFinite(options.workload) && options.workload >= 0)
+    ) {
+      throw new RangeError(`workload must be a finite number ≥ 0, got ${options.workload}`);
+    }
     if (options.proxy !== undefined && report.proxy !== options.proxy) {
       return this.#refuse(report.proxy, via, "wrong-proxy", `asked ${options.proxy}`);
     }
@@ -392,7 +408,8 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     }
     const now = this.#clock.now();
     record.report = report;
-    record.workload = this.#workload(report);
+    record.workload = options.workload ?? this.#workload(report);
+    if (options.latencyMs !== undefined) record.latencyMs = options.latencyMs;
     record.via = via;
     record.receivedAt = now;
     // Transit time, bounded: a larger gap is clock skew between the hosts, not transit.
@@ -576,6 +593,7 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
       stale: record.stale,
       accepted: record.accepted,
       refused: record.refused,
+      latencyMs: record.latencyMs,
       state,
       eligible,
       ageMs: record.receivedAt === undefined ? undefined : now - record.receivedAt,

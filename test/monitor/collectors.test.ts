@@ -315,6 +315,7 @@ describe("monitor config: configured proxies and their collection", () => {
     });
     assert.deepEqual(mixed.proxies[1], {
       id: "p2",
+      adapter: "sipsteer",
       http: "http://127.0.0.1:9060",
       modes: ["poll", "push"],
       pollIntervalMs: 250,

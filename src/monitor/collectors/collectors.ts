@@ -1,13 +1,18 @@
-import type { Clock, ClockTimer, Logger } from "../../sip/index.js";
+import type { Clock, ClockTimer, Logger, TransactionOptionsInput } from "../../sip/index.js";
 import {
   DEFAULT_ALLOWED_DESTINATIONS,
-  destinationAllowed,
-  type CollectedProxyConfig,
+  hostAllowed,
+  optionsTargetOf,
   type ConfiguredProxy,
+  type KamailioProxyConfig,
+  type OptionsProxyConfig,
+  type SipsteerProxyConfig,
 } from "../monitor-config.js";
 import type { ProxyTable } from "../proxy-table.js";
+import { KamailioCollector, type KamailioCounters } from "./kamailio-collector.js";
 import { LoadPoller } from "./load-poller.js";
 import { LoadStream } from "./load-stream.js";
+import { OptionsProber, type OptionsCounters } from "./options-prober.js";
 
 export interface CollectorsOptions {
   readonly proxies: readonly ConfiguredProxy[];
@@ -23,6 +28,8 @@ export interface CollectorsOptions {
    * everywhere (`DEFAULT_ALLOWED_DESTINATIONS`) when absent.
    */
   readonly allowedDestinations?: readonly string[];
+  /** Transaction timers of the OPTIONS pings (tests shorten T1). */
+  readonly sipTimers?: TransactionOptionsInput;
 }
 
 /** What the collectors have done, for tests and diagnostics. */
@@ -31,13 +38,21 @@ export interface CollectorCounters {
   readonly polls: number;
   /** Per streamed proxy: connections opened again, and reports taken. */
   readonly streams: Readonly<Record<string, { reconnects: number; reports: number }>>;
-  /** Proxies never contacted: their `http` host is outside `allowedDestinations`. */
+  /**
+   * Proxies never contacted: their `http` (sipsteer), `rpc` (kamailio) or `sip` (options) host
+   * is outside `allowedDestinations`.
+   */
   readonly refusedDestinations: readonly string[];
+  /** Per Kamailio proxy: JSON-RPC rounds made and failed. */
+  readonly kamailio: Readonly<Record<string, KamailioCounters>>;
+  /** Per options proxy: pings made and failed, the newest status. */
+  readonly options: Readonly<Record<string, OptionsCounters>>;
 }
 
 /**
- * The monitor's own collection from sipsteer proxies (issue 5, collection modes other than
- * push): polls, held streams, and on-query refreshes, per the configured proxies' `modes`.
+ * The monitor's own collection (issue 5, collection modes other than push), per the configured
+ * proxies' `adapter` and `modes`: sipsteer proxies polled at GET /load, streamed, refreshed on
+ * query; Kamailios polled over JSON-RPC; other SIP servers pinged with OPTIONS.
  */
 export class Collectors {
   readonly #table: ProxyTable;
@@ -50,6 +65,8 @@ export class Collectors {
   /** Timers of `freshen` waits still running (cleared on stop). */
   readonly #waits = new Set<{ timer: ClockTimer; release: () => void }>();
   readonly #refused: string[] = [];
+  readonly #kamailios = new Map<string, KamailioCollector>();
+  readonly #prober: OptionsProber;
   #running = false;
 
   constructor(options: CollectorsOptions) {
@@ -59,19 +76,30 @@ export class Collectors {
     this.#clock = options.clock;
     this.#waitMs = options.onQueryWaitMs;
     this.#poller = new LoadPoller({ table: options.table, clock: options.clock, log: options.log });
+    this.#prober = new OptionsProber({
+      table: options.table,
+      clock: options.clock,
+      log: options.log,
+      allowedDestinations: allowed,
+      ...(options.sipTimers === undefined ? {} : { timers: options.sipTimers }),
+    });
     for (const proxy of options.proxies) {
-      if (typeof proxy === "string" || proxy.http === undefined) continue;
-      // Decided once here, so that a refused proxy gets no poller or stream at all (its URL
-      // never changes): one warning and one count per proxy, and it stays stale.
-      if (!destinationAllowed(proxy.http, allowed)) {
+      if (typeof proxy === "string") continue;
+      const host = contactedHost(proxy);
+      if (host === undefined) continue;
+      // Decided once here, so that a refused proxy gets no poller or stream at all (its
+      // address never changes): one warning and one count per proxy, and it stays stale.
+      if (!hostAllowed(host, allowed)) {
         this.#refused.push(proxy.id);
         log.warn(
-          { proxy: proxy.id, http: proxy.http },
-          "proxy's http host not in allowedDestinations; not polled or streamed",
+          { proxy: proxy.id, adapter: proxy.adapter, host },
+          "proxy's host not in allowedDestinations; never contacted",
         );
         continue;
       }
-      this.#add(proxy, proxy.http, options);
+      if (proxy.adapter === "sipsteer") this.#addSipsteer(proxy, proxy.http!, options);
+      else if (proxy.adapter === "kamailio") this.#addKamailio(proxy, options);
+      else this.#addOptions(proxy);
     }
   }
 
@@ -85,10 +113,20 @@ export class Collectors {
     for (const [id, s] of this.#streams) {
       streams[id] = { reconnects: s.reconnects, reports: s.reports };
     }
-    return { polls: this.#poller.polls, streams, refusedDestinations: [...this.#refused] };
+    const kamailio: Record<string, KamailioCounters> = {};
+    for (const [id, k] of this.#kamailios) kamailio[id] = k.counters();
+    return {
+      polls: this.#poller.polls,
+      streams,
+      refusedDestinations: [...this.#refused],
+      kamailio,
+      options: this.#prober.counters(),
+    };
   }
 
-  start(): void {
+  /** Opens the OPTIONS prober's sockets (if any proxy is pinged), then starts collecting. */
+  async start(): Promise<void> {
+    await this.#prober.start();
     this.#running = true;
     this.#poller.start();
     for (const stream of this.#streams.values()) stream.start();
@@ -103,6 +141,7 @@ export class Collectors {
     this.#waits.clear();
     for (const stream of this.#streams.values()) stream.stop();
     await this.#poller.stop();
+    await this.#prober.stop();
   }
 
   /**
@@ -132,7 +171,7 @@ export class Collectors {
     }
   }
 
-  #add(proxy: CollectedProxyConfig, http: string, options: CollectorsOptions): void {
+  #addSipsteer(proxy: SipsteerProxyConfig, http: string, options: CollectorsOptions): void {
     const polled = proxy.modes.includes("poll");
     const onQuery = proxy.modes.includes("on-query");
     if (polled || onQuery) {
@@ -159,4 +198,62 @@ export class Collectors {
       );
     }
   }
+
+  #addKamailio(proxy: KamailioProxyConfig, options: CollectorsOptions): void {
+    const polled = proxy.modes.includes("poll");
+    const collector = new KamailioCollector({
+      id: proxy.id,
+      rpc: proxy.rpc,
+      capacityCalls: proxy.capacity.calls,
+      uris: proxy.uris,
+      intervalMs: polled ? proxy.pollIntervalMs : proxy.onQueryMaxAgeMs,
+      timeoutMs: proxy.pollTimeoutMs,
+      table: options.table,
+      clock: options.clock,
+      log: options.log,
+    });
+    this.#kamailios.set(proxy.id, collector);
+    this.#poller.add({
+      id: proxy.id,
+      intervalMs: polled ? proxy.pollIntervalMs : undefined,
+      collect: (via, signal) => collector.collect(via, signal),
+    });
+    if (proxy.modes.includes("on-query")) {
+      this.#onQuery.push({ id: proxy.id, maxAgeMs: proxy.onQueryMaxAgeMs });
+    }
+  }
+
+  #addOptions(proxy: OptionsProxyConfig): void {
+    const parsed = optionsTargetOf(proxy.sip);
+    // The config schema checked it; a hand-made config object may not have been.
+    if (!parsed.ok) throw new RangeError(`proxies: ${proxy.id}: sip: ${parsed.message}`);
+    const polled = proxy.modes.includes("poll");
+    this.#prober.add({
+      id: proxy.id,
+      sip: proxy.sip,
+      target: parsed.target,
+      uris: proxy.uris ?? { [parsed.target.protocol]: proxy.sip },
+      capacityCalls: proxy.capacity.calls,
+      assumedWorkload: proxy.assumedWorkload,
+      intervalMs: polled ? proxy.pollIntervalMs : proxy.onQueryMaxAgeMs,
+      timeoutMs: proxy.pollTimeoutMs,
+    });
+    this.#poller.add({
+      id: proxy.id,
+      intervalMs: polled ? proxy.pollIntervalMs : undefined,
+      collect: (via, signal) => this.#prober.ping(proxy.id, via, signal),
+    });
+    if (proxy.modes.includes("on-query")) {
+      this.#onQuery.push({ id: proxy.id, maxAgeMs: proxy.onQueryMaxAgeMs });
+    }
+  }
+}
+
+/** The host a configured proxy is contacted at; undefined when it is never contacted (push). */
+function contactedHost(proxy: Exclude<ConfiguredProxy, string>): string | undefined {
+  const bare = (url: string): string => new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+  if (proxy.adapter === "sipsteer") return proxy.http === undefined ? undefined : bare(proxy.http);
+  if (proxy.adapter === "kamailio") return bare(proxy.rpc);
+  const parsed = optionsTargetOf(proxy.sip);
+  return parsed.ok ? parsed.target.host : proxy.sip;
 }

@@ -14,7 +14,8 @@ export function alreadyHeld(table: ProxyTable, id: string, report: unknown): boo
   return report.boot === held.boot && typeof report.seq === "number" && report.seq <= held.seq;
 }
 
-export interface PolledProxy {
+/** A sipsteer proxy polled at `GET <http>/load`. */
+export interface HttpPolledProxy {
   readonly id: string;
   /** The proxy's HTTP base URL, without a trailing slash. */
   readonly http: string;
@@ -22,6 +23,20 @@ export interface PolledProxy {
   readonly intervalMs: number | undefined;
   readonly timeoutMs: number;
 }
+
+/**
+ * A proxy another adapter asks (Kamailio over JSON-RPC, OPTIONS pings): `collect` does one
+ * round and puts its outcome in the table itself (a report, or a failed probe). It resolves
+ * when that is done, never rejects, and touches the table no more once `signal` aborts.
+ */
+export interface AdapterPolledProxy {
+  readonly id: string;
+  /** Collect this often; undefined: only when asked (on-query). */
+  readonly intervalMs: number | undefined;
+  readonly collect: (via: CollectionMode, signal: AbortSignal) => Promise<void>;
+}
+
+export type PolledProxy = HttpPolledProxy | AdapterPolledProxy;
 
 export interface LoadPollerOptions {
   readonly table: ProxyTable;
@@ -36,9 +51,10 @@ interface PollState {
 }
 
 /**
- * Poll collection (issue 5): `GET <http>/load` every interval per proxy, one request in flight
- * per proxy. A good report goes to the table (which counts it as a passed probe); a timeout,
- * refused connection, bad status or bad body is a failed probe. `pollNow` serves on-query.
+ * Poll collection (issue 5): `GET <http>/load` (or another adapter's `collect`) every interval
+ * per proxy, one request in flight per proxy. A good report goes to the table (which counts it
+ * as a passed probe); a timeout, refused connection, bad status or bad body is a failed probe.
+ * `pollNow` serves on-query.
  */
 export class LoadPoller {
   readonly #table: ProxyTable;
@@ -55,7 +71,7 @@ export class LoadPoller {
     this.#log = options.log.child({ component: "load-poller" });
   }
 
-  /** GET /load requests made, by interval and on query. */
+  /** GET /load requests made, by interval and on query (other adapters count their own). */
   get polls(): number {
     return this.#polls;
   }
@@ -117,9 +133,25 @@ export class LoadPoller {
   }
 
   #poll(state: PollState, via: CollectionMode): Promise<void> {
-    const { id, http, timeoutMs } = state.proxy;
+    const { proxy } = state;
+    const poll =
+      "collect" in proxy
+        ? proxy
+            .collect(via, this.#abort.signal)
+            // collect never rejects: a rejection is our bug, logged rather than unhandled.
+            .catch((e: unknown) => this.#log.error({ err: e, proxy: proxy.id }, "collect threw"))
+            .then(() => {
+              state.inFlight = undefined;
+            })
+        : this.#getLoad(state, proxy, via);
+    state.inFlight = poll;
+    return poll;
+  }
+
+  #getLoad(state: PollState, proxy: HttpPolledProxy, via: CollectionMode): Promise<void> {
+    const { id, http, timeoutMs } = proxy;
     this.#polls++;
-    const poll = fetchLoad({
+    return fetchLoad({
       url: `${http}/load`,
       timeoutMs,
       clock: this.#clock,
@@ -141,7 +173,5 @@ export class LoadPoller {
       // It answered, but not with a usable report (the table logs why).
       if (!result.ok) this.#table.probeFailed(id, `GET /load: ${result.reason}`);
     });
-    state.inFlight = poll;
-    return poll;
   }
 }

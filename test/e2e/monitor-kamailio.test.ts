@@ -18,6 +18,7 @@ import {
 import { startKamailio, type KamailioRun } from "../helpers/kamailio.js";
 import type { SippRun } from "../helpers/sipp.js";
 import { requireTool } from "../helpers/tools.js";
+import { eventually } from "../helpers/eventually.js";
 
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY: SigningKey = { id: "key1", secret: "a-shared-report-secret" };
@@ -29,21 +30,6 @@ const KAMAILIO_CALLS = 6;
 const P1_CALLS = 14;
 /** Selects per check, spaced so that the proxies' reports keep up with them. */
 const SELECTS = 12;
-
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function proxies(monitor: Monitor): Promise<Map<string, ProxyListing>> {
   const res = await fetch(`${monitor.httpUrl}/v1/proxies`);

@@ -28,6 +28,7 @@ import {
 import { kamailioRpc, startKamailio, type KamailioRun } from "../helpers/kamailio.js";
 import { freePort, type SippRun } from "../helpers/sipp.js";
 import { requireTool } from "../helpers/tools.js";
+import { eventually } from "../helpers/eventually.js";
 
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const PROBE_THRESHOLD = 2;
@@ -35,22 +36,6 @@ const POLL_MS = 100;
 
 function haveKamailioAndSipp(t: TestContext): boolean {
   return requireTool(t, "kamailio", "kamailio") && requireTool(t, "sipp", "sip-tester");
-}
-
-/** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function listed(monitor: Monitor, id: string): Promise<ProxyListing | undefined> {

@@ -40,6 +40,10 @@ export interface MonitorHttpOptions {
   readonly onNoProxy: (transport: Transport) => void;
   /** How each proxy's load is collected (its configured adapter); sipsteer when absent. */
   readonly adapterOf?: (id: string) => ProxyAdapter | undefined;
+  /** Admin add (body as one entry of the config's `proxies`); throws RangeError on bad input. */
+  readonly addProxy: (input: unknown) => Promise<"added" | "known">;
+  /** Admin remove; false when unknown. */
+  readonly removeProxy: (id: string) => boolean;
   readonly log: Logger;
 }
 
@@ -104,6 +108,11 @@ function listing(
     seq: r?.seq ?? null,
     uris: r?.uris ?? {},
   };
+}
+
+/** The id of an admin add's body, which `addProxy` has validated: a string or `{ id }`. */
+function proxyIdOf(body: unknown): string {
+  return typeof body === "string" ? body : String((body as { id: unknown }).id);
 }
 
 function isTransport(value: string): value is Transport {
@@ -255,21 +264,18 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
   );
   app.post(
     "/v1/admin/proxies",
-    admin((request, reply) => {
-      const body = request.body as { id?: unknown } | null | undefined;
-      const id = body?.id;
-      if (typeof id !== "string") {
-        return reply.code(400).send({ error: 'body must be {"id": "…"}', reason: "bad-request" });
-      }
-      let added: boolean;
+    admin(async (request, reply) => {
+      let outcome: "added" | "known";
       try {
-        added = table.add(id);
+        outcome = await options.addProxy(request.body);
       } catch (e) {
-        return reply
-          .code(400)
-          .send({ error: e instanceof Error ? e.message : String(e), reason: "bad-request" });
+        if (!(e instanceof RangeError)) throw e;
+        return reply.code(400).send({ error: e.message, reason: "bad-request" });
       }
-      if (!added) return reply.code(409).send({ error: `${id} is known`, reason: "known-proxy" });
+      const id = proxyIdOf(request.body);
+      if (outcome === "known") {
+        return reply.code(409).send({ error: `${id} is known`, reason: "known-proxy" });
+      }
       return reply.code(201).send(list(table.view(id)!));
     }),
   );
@@ -277,8 +283,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     "/v1/admin/proxies/:id",
     admin((request, reply) => {
       const id = idOf(request);
-      if (!table.remove(id)) return notFound(reply, id);
-      intake.forget(id);
+      if (!options.removeProxy(id)) return notFound(reply, id);
       return reply.code(204).send();
     }),
   );

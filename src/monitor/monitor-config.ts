@@ -329,3 +329,16 @@ export function parseMonitorConfig(input: unknown): Readonly<MonitorConfig> {
   }
   return deepFreeze(result.data);
 }
+
+/**
+ * One proxy as the config's `proxies` list takes it (an id, or an object with its adapter and
+ * collection), for an admin add at run time; a bad field throws `<field>.<path>: message`.
+ */
+export function parseConfiguredProxy(input: unknown, field = "proxy"): ConfiguredProxy {
+  const result = configuredProxySchema.safeParse(input);
+  if (!result.success) {
+    const { path, message } = innermostIssue(result.error.issues[0]!);
+    throw new RangeError(`${[field, ...path.map(String)].join(".")}: ${message}`);
+  }
+  return deepFreeze(result.data);
+}

@@ -12,6 +12,7 @@ import {
 import { monitorHttpApi } from "./http-front.js";
 import {
   configuredProxyId,
+  parseConfiguredProxy,
   parseMonitorConfig,
   type MonitorConfig,
   type MonitorConfigInput,
@@ -60,6 +61,8 @@ export class Monitor {
   readonly #countChanges: Counter<"kind">;
   readonly #countNoProxy: Counter<"transport">;
   readonly #collectors: Collectors;
+  /** The adapter of each proxy configured or added with one (push-only ids have none). */
+  readonly #adapters = new Map<string, ProxyAdapter>();
   #http: FastifyInstance | undefined;
   #udp: UdpPushEndpoint | undefined;
   #sip: RedirectFront | undefined;
@@ -175,9 +178,40 @@ export class Monitor {
       allowedDestinations: c.allowedDestinations,
       ...(deps.sipTimers === undefined ? {} : { sipTimers: deps.sipTimers }),
     });
+    for (const proxy of c.proxies) {
+      if (typeof proxy !== "string") this.#adapters.set(proxy.id, proxy.adapter);
+    }
     this.#table.on("report", this.#onReport);
     this.#table.on("refused", this.#onTableRefused);
     this.#table.on("state", this.#onState);
+  }
+
+  /**
+   * Admin add: a proxy as the config's `proxies` list takes it (an id for a pushing proxy, or
+   * `{ id, adapter, http | rpc | sip, modes, … }`), known from now on and collected at once.
+   * "known" when the id is in the table already; a bad field throws a RangeError naming it.
+   */
+  async addProxy(input: unknown): Promise<"added" | "known"> {
+    const proxy = parseConfiguredProxy(input);
+    const id = configuredProxyId(proxy);
+    if (!this.#table.add(id)) return "known";
+    try {
+      await this.#collectors.add(proxy);
+    } catch (e) {
+      this.#table.remove(id);
+      throw e;
+    }
+    if (typeof proxy !== "string") this.#adapters.set(id, proxy.adapter);
+    return "added";
+  }
+
+  /** Admin remove: forgets the proxy and stops collecting it. False when it was not known. */
+  removeProxy(id: string): boolean {
+    this.#collectors.remove(id);
+    this.#adapters.delete(id);
+    if (!this.#table.remove(id)) return false;
+    this.#intake.forget(id);
+    return true;
   }
 
   /** What the poll, stream and on-query collectors have done. */
@@ -242,10 +276,6 @@ export class Monitor {
         });
         await this.#udp.start();
       }
-      const adapters = new Map<string, ProxyAdapter>();
-      for (const proxy of c.proxies) {
-        if (typeof proxy !== "string") adapters.set(proxy.id, proxy.adapter);
-      }
       this.#http = monitorHttpApi({
         table: this.#table,
         selector: this.#selector,
@@ -257,7 +287,9 @@ export class Monitor {
         started: () => this.#state === "started",
         freshen: (transport: Transport) => this.freshen(transport),
         onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
-        adapterOf: (id: string) => adapters.get(id),
+        adapterOf: (id: string) => this.#adapters.get(id),
+        addProxy: (input: unknown) => this.addProxy(input),
+        removeProxy: (id: string) => this.removeProxy(id),
         log: this.#log,
       });
       await this.#http.listen({ host: c.http.address, port: c.http.port });

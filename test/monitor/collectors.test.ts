@@ -141,6 +141,88 @@ describe("monitor collection from real proxies: poll, stream, on-query", () => {
     });
   });
 
+  test("admin add with a collection config polls and streams the new proxies at once; admin remove stops collecting them; a bad field is a 400 naming it", async () => {
+    const token = "an-admin-token-of-this-test";
+    const polled = new Proxy(proxyConfig("added-poll", SLOW_MS));
+    const streamed = new Proxy(proxyConfig("added-stream", SLOW_MS));
+    const monitor = new Monitor({
+      http: { address: "127.0.0.1", port: 0 },
+      adminToken: token,
+      streamRetryMs: 50,
+      streamRetryMaxMs: 200,
+    });
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${monitor.httpUrl}/v1/admin/proxies${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    try {
+      await polled.start();
+      await streamed.start();
+      await monitor.start();
+      const bad = await admin("POST", "", {
+        id: "x",
+        http: polled.httpUrl,
+        modes: ["poll"],
+        pollIntervalMs: -1,
+      });
+      assert.equal(bad.status, 400);
+      assert.match(((await bad.json()) as { error: string }).error, /^proxy\.pollIntervalMs: /);
+      assert.equal(monitor.table.size, 0, "a refused add adds nothing");
+
+      const addPoll = await admin("POST", "", {
+        id: "added-poll",
+        http: polled.httpUrl,
+        modes: ["poll"],
+        pollIntervalMs: FAST_MS,
+      });
+      assert.equal(addPoll.status, 201);
+      await addPoll.body?.cancel();
+      const addStream = await admin("POST", "", {
+        id: "added-stream",
+        http: streamed.httpUrl,
+        modes: ["stream"],
+      });
+      assert.equal(addStream.status, 201);
+      await addStream.body?.cancel();
+      const again = await admin("POST", "", "added-poll");
+      assert.equal(again.status, 409);
+      await again.body?.cancel();
+      // Their own reports come a minute apart: eligible only through the monitor's requests.
+      await eventually(
+        async () =>
+          (await listed(monitor, "added-poll"))?.collection === "poll" &&
+          (await listed(monitor, "added-stream"))?.collection === "stream"
+            ? true
+            : undefined,
+        5000,
+        "both added proxies collected",
+      );
+      assert.equal((await listed(monitor, "added-poll"))?.origin, "admin");
+
+      for (const id of ["added-poll", "added-stream"]) {
+        const removed = await admin("DELETE", `/${id}`);
+        assert.equal(removed.status, 204);
+        await removed.body?.cancel();
+      }
+      const polls = monitor.collectorCounters().polls;
+      await new Promise((r) => setTimeout(r, FAST_MS * 4));
+      assert.equal(monitor.collectorCounters().polls, polls, "no poll after the remove");
+      assert.deepEqual(monitor.collectorCounters().streams, {}, "no stream held");
+      assert.equal(await listed(monitor, "added-poll"), undefined, "not joined again");
+      assert.equal(await listed(monitor, "added-stream"), undefined, "not joined again");
+    } finally {
+      await monitor.stop();
+      await polled.stop();
+      await streamed.stop();
+    }
+    assert.deepEqual(await openHandles(), {});
+  });
+
   test("a streamed proxy that stops is down at once through the stream's close; the monitor reconnects and takes its successor on the same port", async () => {
     await withFleet(async ({ monitor, proxies }) => {
       const b = proxies[1]!;

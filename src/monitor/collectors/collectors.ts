@@ -67,6 +67,9 @@ export class Collectors {
   readonly #refused: string[] = [];
   readonly #kamailios = new Map<string, KamailioCollector>();
   readonly #prober: OptionsProber;
+  readonly #options: CollectorsOptions;
+  readonly #allowed: readonly string[];
+  readonly #log: Logger;
   #running = false;
 
   constructor(options: CollectorsOptions) {
@@ -83,24 +86,59 @@ export class Collectors {
       allowedDestinations: allowed,
       ...(options.sipTimers === undefined ? {} : { timers: options.sipTimers }),
     });
-    for (const proxy of options.proxies) {
-      if (typeof proxy === "string") continue;
-      const host = contactedHost(proxy);
-      if (host === undefined) continue;
-      // Decided once here, so that a refused proxy gets no poller or stream at all (its
-      // address never changes): one warning and one count per proxy, and it stays stale.
-      if (!hostAllowed(host, allowed)) {
-        this.#refused.push(proxy.id);
-        log.warn(
-          { proxy: proxy.id, adapter: proxy.adapter, host },
-          "proxy's host not in allowedDestinations; never contacted",
-        );
-        continue;
-      }
-      if (proxy.adapter === "sipsteer") this.#addSipsteer(proxy, proxy.http!, options);
-      else if (proxy.adapter === "kamailio") this.#addKamailio(proxy, options);
-      else this.#addOptions(proxy);
+    this.#options = options;
+    this.#allowed = allowed;
+    this.#log = log;
+    for (const proxy of options.proxies) this.#place(proxy);
+  }
+
+  /**
+   * Collects a proxy added at run time (admin add) as if it had been configured: its poller,
+   * stream or pings start now. A push-only proxy (an id) needs nothing. Throws a RangeError
+   * when it cannot be collected (an options target the pinging socket cannot reach).
+   */
+  async add(proxy: ConfiguredProxy): Promise<void> {
+    if (typeof proxy === "string") return;
+    if (!this.#place(proxy)) return;
+    if (!this.#running) return;
+    if (proxy.adapter === "options") await this.#prober.start();
+    this.#streams.get(proxy.id)?.start();
+  }
+
+  /** Stops collecting `id` (admin remove): no more polls, stream, pings or on-query. */
+  remove(id: string): void {
+    this.#poller.remove(id);
+    const stream = this.#streams.get(id);
+    stream?.stop();
+    this.#streams.delete(id);
+    const at = this.#onQuery.findIndex((q) => q.id === id);
+    if (at >= 0) this.#onQuery.splice(at, 1);
+    this.#kamailios.delete(id);
+    this.#prober.remove(id);
+    const refused = this.#refused.indexOf(id);
+    if (refused >= 0) this.#refused.splice(refused, 1);
+  }
+
+  /** Sets up a proxy's collection; false when it is push only or refused by destination. */
+  #place(proxy: ConfiguredProxy): boolean {
+    if (typeof proxy === "string") return false;
+    const host = contactedHost(proxy);
+    if (host === undefined) return false;
+    // Decided once here, so that a refused proxy gets no poller or stream at all (its
+    // address never changes): one warning and one count per proxy, and it stays stale.
+    if (!hostAllowed(host, this.#allowed)) {
+      this.#refused.push(proxy.id);
+      this.#log.warn(
+        { proxy: proxy.id, adapter: proxy.adapter, host },
+        "proxy's host not in allowedDestinations; never contacted",
+      );
+      return false;
     }
+    const options = this.#options;
+    if (proxy.adapter === "sipsteer") this.#addSipsteer(proxy, proxy.http!, options);
+    else if (proxy.adapter === "kamailio") this.#addKamailio(proxy, options);
+    else this.#addOptions(proxy);
+    return true;
   }
 
   /** Any proxy is collected by the monitor itself (not only pushes). */

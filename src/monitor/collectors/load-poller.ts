@@ -48,6 +48,9 @@ interface PollState {
   readonly proxy: PolledProxy;
   timer: ClockTimer | undefined;
   inFlight: Promise<void> | undefined;
+  /** Aborts this proxy's requests alone (it was removed), or all of them (stop). */
+  readonly signal: AbortSignal;
+  readonly abort: AbortController;
 }
 
 /**
@@ -78,9 +81,25 @@ export class LoadPoller {
 
   add(proxy: PolledProxy): void {
     if (this.#states.has(proxy.id)) throw new Error(`${proxy.id} is polled already`);
-    const state: PollState = { proxy, timer: undefined, inFlight: undefined };
+    const abort = new AbortController();
+    const signal = AbortSignal.any([this.#abort.signal, abort.signal]);
+    const state: PollState = { proxy, timer: undefined, inFlight: undefined, signal, abort };
     this.#states.set(proxy.id, state);
     if (this.#running) this.#schedule(state, 0);
+  }
+
+  /**
+   * Stops polling `id` (an admin remove): its timer is cleared and a request in flight is
+   * aborted and touches the table no more. False when it was not polled.
+   */
+  remove(id: string): boolean {
+    const state = this.#states.get(id);
+    if (state === undefined) return false;
+    this.#states.delete(id);
+    if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+    state.timer = undefined;
+    state.abort.abort();
+    return true;
   }
 
   /** Proxies polled (on an interval or on query). */
@@ -122,7 +141,7 @@ export class LoadPoller {
   }
 
   #schedule(state: PollState, delayMs: number): void {
-    if (!this.#running || state.proxy.intervalMs === undefined) return;
+    if (!this.#running || state.proxy.intervalMs === undefined || state.signal.aborted) return;
     if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
     state.timer = this.#clock.setTimeout(() => {
       state.timer = undefined;
@@ -137,7 +156,7 @@ export class LoadPoller {
     const poll =
       "collect" in proxy
         ? proxy
-            .collect(via, this.#abort.signal)
+            .collect(via, state.signal)
             // collect never rejects: a rejection is our bug, logged rather than unhandled.
             .catch((e: unknown) => this.#log.error({ err: e, proxy: proxy.id }, "collect threw"))
             .then(() => {
@@ -155,10 +174,10 @@ export class LoadPoller {
       url: `${http}/load`,
       timeoutMs,
       clock: this.#clock,
-      signal: this.#abort.signal,
+      signal: state.signal,
     }).then((outcome) => {
       state.inFlight = undefined;
-      if (!this.#running) return;
+      if (!this.#running || state.signal.aborted) return;
       if (!outcome.ok) {
         this.#log.debug({ proxy: id, reason: outcome.reason }, "poll failed");
         this.#table.probeFailed(id, `GET /load: ${outcome.reason}`);

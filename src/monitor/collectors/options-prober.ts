@@ -118,9 +118,13 @@ export class OptionsProber {
     this.#log = options.log.child({ component: "options-prober" });
   }
 
+  /**
+   * Adds a target; after start (an admin add) only when the sockets already bound reach it,
+   * else a RangeError says why (the sockets are chosen at start from every target's address).
+   */
   add(probe: OptionsProbeTarget): void {
     if (this.#targets.has(probe.id)) throw new Error(`${probe.id} is pinged already`);
-    if (this.#transport !== undefined) throw new Error("OptionsProber.add() after start()");
+    if (this.#transport !== undefined) this.#checkReachable(probe.target.host);
     this.#targets.set(probe.id, {
       probe,
       cseq: 0,
@@ -132,8 +136,28 @@ export class OptionsProber {
     });
   }
 
+  /** Stops pinging `id`; a ping in flight for it no longer touches the table. */
+  remove(id: string): boolean {
+    return this.#targets.delete(id);
+  }
+
   get size(): number {
     return this.#targets.size;
+  }
+
+  #checkReachable(host: string): void {
+    const family = isIP(host) === 6 ? 6 : 4;
+    const bound = this.#transport!.boundListeners.find(
+      (l) => l.protocol === "udp" && isIP(l.address) === family,
+    );
+    const needed = bindAddress([host], family);
+    const wildcard = family === 4 ? "0.0.0.0" : "::";
+    if (bound === undefined || (bound.address !== wildcard && bound.address !== needed)) {
+      throw new RangeError(
+        `sip: ${host} is not reachable from the pinging socket bound at start ` +
+          `(${bound?.address ?? `no IPv${family}`}); put it in the config file and restart`,
+      );
+    }
   }
 
   counters(): Record<string, OptionsCounters> {
@@ -207,7 +231,7 @@ export class OptionsProber {
     state.pings++;
     const startedAt = clock.now();
     const outcome = await this.#send(state, signal);
-    if (outcome.kind === "stopped" || signal.aborted) return;
+    if (outcome.kind === "stopped" || signal.aborted || this.#targets.get(id) !== state) return;
     if (outcome.kind === "failure") {
       this.#fail(state, outcome.reason);
       return;

@@ -9,3 +9,4 @@ export {
   verifySignature,
   type SigningKey,
 } from "./report-signature.js";
+export { upInfoSchema, type UpInfo } from "./up-info.js";

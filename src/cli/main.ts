@@ -5,6 +5,21 @@ import { runMonitorCommand } from "./monitor-command.js";
 import { runParseCommand } from "./parse-command.js";
 import { runProxyCommand } from "./proxy-command.js";
 import { formatBuildStatus } from "./status.js";
+import { stopWhenUpGoes } from "./up/parent-watch.js";
+import { runUpCommand, type UpCommandOptions } from "./up/up-command.js";
+import {
+  DEFAULT_MONITOR_DNS_PORT,
+  DEFAULT_MONITOR_HTTP_PORT,
+  DEFAULT_MONITOR_SIP_PORT,
+  DEFAULT_PROXY_ADDRESS_BASE,
+  DEFAULT_PROXY_COUNT,
+  DEFAULT_PROXY_HTTP_PORT,
+  DEFAULT_PROXY_SIP_PORT,
+  DEFAULT_PROXY_TLS_PORT,
+  DEFAULT_PROXY_WS_PORT,
+} from "./up/up-config.js";
+
+stopWhenUpGoes();
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -54,6 +69,49 @@ program
       console.error(`sipsteer monitor: ${(e as Error).message}`);
       process.exit(2);
     }
+  });
+
+// No defaults here: an option given overrides the config file, one left out does not.
+program
+  .command("up")
+  .description(
+    "run a monitor and N proxies on loopback, each its own process, with demo users (npm start)",
+  )
+  .option("-c, --config <file>", "YAML settings of up (the options below override them)")
+  .option("--proxies <n>", `how many proxies (default ${DEFAULT_PROXY_COUNT})`)
+  .option(
+    "--data <dir>",
+    "data folder (default $XDG_DATA_HOME/sipsteer or ~/.local/share/sipsteer)",
+  )
+  .option("--users <n>", "numbered users user0001 … beside alice, bob and carol (default 0)")
+  .option("--domain <name>", "DNS zone, SIP domain and digest realm (default sipsteer.test)")
+  .option("--http-port <port>", `monitor HTTP API (default ${DEFAULT_MONITOR_HTTP_PORT})`)
+  .option("--dns-port <port>", `monitor DNS, UDP and TCP (default ${DEFAULT_MONITOR_DNS_PORT})`)
+  .option(
+    "--sip-port <port>",
+    `monitor SIP redirect, UDP and TCP (default ${DEFAULT_MONITOR_SIP_PORT})`,
+  )
+  .option(
+    "--address-base <ip>",
+    `proxy n listens on this plus n (default ${DEFAULT_PROXY_ADDRESS_BASE})`,
+  )
+  .option(
+    "--proxy-sip-port <port>",
+    `proxies' SIP, UDP and TCP (default ${DEFAULT_PROXY_SIP_PORT})`,
+  )
+  .option(
+    "--proxy-tls-port <port>",
+    `proxies' SIP over TLS, with proxy.tls in the config (default ${DEFAULT_PROXY_TLS_PORT})`,
+  )
+  .option(
+    "--proxy-ws-port <port>",
+    `proxies' SIP over WebSocket (default ${DEFAULT_PROXY_WS_PORT})`,
+  )
+  .option("--proxy-http-port <port>", `proxies' HTTP API (default ${DEFAULT_PROXY_HTTP_PORT})`)
+  .option("--json", "print one JSON line (DESIGN.md) once every proxy is eligible")
+  .option("--log-level <level>", "log level of every process (logs go to DATA/logs) (default info)")
+  .action(async (options: UpCommandOptions) => {
+    process.exit(await runUpCommand(options));
   });
 
 program.action(() => {

@@ -14,7 +14,10 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
   ["dashboard and browser phone", "not yet"],
   ["media relay (rtpengine)", "not yet"],
   ["gateway", "not yet"],
-  ["sipsteer up (monitor + 3 proxies)", "not yet"],
+  [
+    "sipsteer up (monitor + 3 proxies)",
+    "built: npm start runs it; processes on loopback, demo users, --json",
+  ],
 ];
 
 export function formatBuildStatus(): string {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { fixturePath } from "./paths.js";
 
 /** The counters SIPp writes to its statistics file at the end of a run. */
@@ -16,7 +16,7 @@ export interface SippResult {
 }
 
 export interface SippOptions {
-  /** A scenario file under test/fixtures/sipp/. */
+  /** A scenario file under test/fixtures/sipp/, or an absolute path. */
   readonly scenario: string;
   /** "u1" (UDP, one socket) or "t1" (TCP, one connection). */
   readonly transport: "u1" | "t1";
@@ -65,7 +65,7 @@ export function startSipp(options: SippOptions): SippRun {
   const args = [
     ...(options.remote === undefined ? [] : [options.remote]),
     "-sf",
-    fixturePath("sipp", options.scenario),
+    isAbsolute(options.scenario) ? options.scenario : fixturePath("sipp", options.scenario),
     "-t",
     options.transport,
     "-i",

@@ -253,13 +253,15 @@ function relativeName(
   for (let l = 0; l < labels - zone.labels; l++) {
     const start = labelStarts[l]! + 1;
     const end = start + buf[start - 1]!;
-    let label = "";
+    let upper = false;
     for (let i = start; i < end; i++) {
-      let c = buf[i]!;
-      if (c >= 0x41 && c <= 0x5a) c += 0x20;
-      if (!nameByte(c)) return ODD_NAME;
-      label += String.fromCharCode(c);
+      const c = buf[i]!;
+      if (c >= 0x41 && c <= 0x5a) upper = true;
+      else if (!nameByte(c)) return ODD_NAME;
     }
+    // Only letters, digits, '-' and '_' are left, so toLowerCase folds ASCII alone.
+    const text = buf.toString("latin1", start, end);
+    const label = upper ? text.toLowerCase() : text;
     relative = l === 0 ? label : `${relative}.${label}`;
   }
   return relative;

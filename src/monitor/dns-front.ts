@@ -49,6 +49,8 @@ export const DNS_ZONE_TTL_S = 60;
  * as a steering answer, so that a proxy that joins is found within seconds.
  */
 export const DNS_NEGATIVE_TTL_S = MAX_TTL_S;
+/** SRV records in one answer by default: the chosen proxy and four alternates, as selects give. */
+export const DEFAULT_DNS_MAX_SRV_RECORDS = 5;
 /** Bad input: TCP clients held at once; more are closed on arrival. */
 export const DEFAULT_DNS_MAX_TCP_CONNECTIONS = 256;
 /** RFC 7766 §6.2.3: a server closes idle connections; seconds are plenty for a resolver. */
@@ -59,6 +61,8 @@ export const DNS_MAX_TCP_QUERY_BYTES = 4096;
 export const DNS_MAX_TCP_WRITE_BACKLOG_BYTES = 256 * 1024;
 /** Kernel receive buffer of a UDP listener, so that a burst queues instead of being dropped. */
 export const DNS_UDP_RECEIVE_BUFFER_BYTES = 4 * 1_048_576;
+/** UDP socket errors are warned about at most this often. */
+const SOCKET_WARN_EVERY_MS = 10_000;
 /** Prepared replies kept (keyed by what they say); the cache is emptied when it fills up. */
 const MAX_PREPARED_REPLIES = 4096;
 
@@ -255,17 +259,14 @@ export class DnsFront {
   /** Answers per rcode value (0…16). */
   readonly #answered = new Array<number>(RCODES.BADVERS + 1).fill(0);
   #dropped = 0;
+  #socketErrors = 0;
+  #lastSocketWarnAt = -Infinity;
   #tcpClosed = 0;
   #running = false;
 
-  // Records that never change while running, prepared once.
-  #nsAddress = "";
-  #apexSoa!: PreparedReply;
-  #apexNs!: PreparedReply;
-  #apexAny!: PreparedReply;
-  #nsGlue!: { reply: PreparedReply; type: number };
-  #noData!: PreparedReply;
-  #nxDomain!: PreparedReply;
+  /** The name server's address, and the replies that never change, prepared once. */
+  readonly #nsAddress: string;
+  readonly #z: ZoneReplies;
   readonly #refused = bareReply(RCODES.REFUSED, false);
   readonly #servFail = bareReply(RCODES.SERVFAIL, false);
   readonly #formErr = bareReply(RCODES.FORMERR, false);
@@ -290,10 +291,17 @@ export class DnsFront {
     this.#clock = options.clock ?? systemClock;
     this.zone = (options.zone ?? DEFAULT_DNS_ZONE).toLowerCase().replace(/\.$/, "");
     this.#wireZone = wireZone(this.zone);
-    this.#maxSrv = options.maxSrvRecords ?? 5;
+    this.#maxSrv = options.maxSrvRecords ?? DEFAULT_DNS_MAX_SRV_RECORDS;
     this.#maxTcp = options.maxTcpConnections ?? DEFAULT_DNS_MAX_TCP_CONNECTIONS;
     this.#tcpIdleMs = options.tcpIdleMs ?? DEFAULT_DNS_TCP_IDLE_MS;
-    this.#prepareStatic();
+    const first =
+      options.listen.find((l) => l.protocol === "udp") ?? (options.listen[0] as DnsListenerOptions);
+    this.#nsAddress = options.nameServerAddress ?? nameServerFor(first.address);
+    this.#z = zoneReplies(
+      this.zone,
+      this.#nsAddress,
+      (options.serial ?? Math.floor(Date.now() / 1000)) >>> 0,
+    );
   }
 
   /** The listeners as bound (after start). */
@@ -370,7 +378,7 @@ export class DnsFront {
       socket.close();
       throw e;
     });
-    socket.on("error", (e) => this.#log.warn({ err: e }, "DNS UDP socket error"));
+    socket.on("error", (e) => this.#onSocketError(e));
     socket.on("message", (message: Buffer, peer: RemoteInfo) =>
       this.#onDatagram(socket, message, peer),
     );
@@ -406,6 +414,19 @@ export class DnsFront {
       });
       return;
     }
+  }
+
+  /**
+   * Send errors (a peer's ICMP, a full buffer) come back as socket errors: warned about at most
+   * once per SOCKET_WARN_EVERY_MS with the count since, so that a flood cannot flood the log.
+   */
+  #onSocketError(e: Error): void {
+    this.#socketErrors++;
+    const now = this.#clock.now();
+    if (now - this.#lastSocketWarnAt < SOCKET_WARN_EVERY_MS) return;
+    this.#lastSocketWarnAt = now;
+    this.#log.warn({ err: e, errors: this.#socketErrors }, "DNS UDP socket error");
+    this.#socketErrors = 0;
   }
 
   #onDatagram(socket: UdpSocket, message: Buffer, peer: RemoteInfo): void {
@@ -488,7 +509,7 @@ export class DnsFront {
   #lookup(relative: string, qtype: number): PreparedReply | Promise<PreparedReply> {
     const transport = SRV_NAMES.get(relative);
     if (transport !== undefined) {
-      if (qtype !== QTYPES.SRV && qtype !== QTYPES.ANY) return this.#noData;
+      if (qtype !== QTYPES.SRV && qtype !== QTYPES.ANY) return this.#z.noData;
       const record = qtype === QTYPES.SRV;
       const build = (): PreparedReply => this.#srvGuarded(relative, transport, record);
       const freshen = this.#o.freshen;
@@ -496,30 +517,28 @@ export class DnsFront {
     }
     if (relative === "") return this.#apex(qtype);
     if (relative === NAME_SERVER_LABEL) {
-      return qtype === this.#nsGlue.type || qtype === QTYPES.ANY
-        ? this.#nsGlue.reply
-        : this.#noData;
+      return qtype === this.#z.nsGlueType || qtype === QTYPES.ANY ? this.#z.nsGlue : this.#z.noData;
     }
-    if (EMPTY_NON_TERMINALS.has(relative)) return this.#noData;
-    if (relative === ODD_NAME || !isDnsLabel(relative)) return this.#nxDomain;
+    if (EMPTY_NON_TERMINALS.has(relative)) return this.#z.noData;
+    if (relative === ODD_NAME || !isDnsLabel(relative)) return this.#z.nxDomain;
     return this.#proxyName(relative, qtype);
   }
 
   #apex(qtype: number): PreparedReply | Promise<PreparedReply> {
     switch (qtype) {
       case QTYPES.SOA:
-        return this.#apexSoa;
+        return this.#z.apexSoa;
       case QTYPES.NS:
-        return this.#apexNs;
+        return this.#z.apexNs;
       case QTYPES.ANY:
-        return this.#apexAny;
+        return this.#z.apexAny;
       case QTYPES.NAPTR: {
         const build = (): PreparedReply => this.#guarded(() => this.#naptr());
         const freshen = this.#o.freshen;
         return freshen === undefined ? build() : freshen().then(build, build);
       }
       default:
-        return this.#noData;
+        return this.#z.noData;
     }
   }
 
@@ -630,7 +649,7 @@ export class DnsFront {
   /** NAPTR at the apex for the transports that have an eligible proxy now. */
   #naptr(): PreparedReply {
     const present = NAPTR_SERVICES.filter((s) => this.#o.ranked(s.transport).length > 0);
-    if (present.length === 0) return this.#noData;
+    if (present.length === 0) return this.#z.noData;
     const key = `naptr|${present.map((s) => s.transport).join(",")}`;
     const cached = this.#prepared.get(key);
     if (cached !== undefined) return cached;
@@ -647,23 +666,23 @@ export class DnsFront {
         replacement: `${s.srv}.${this.zone}`,
       },
     }));
-    return this.#keep(key, this.#positive(encodeRecords(answers), answers.length));
+    return this.#keep(key, positive(encodeRecords(answers), answers.length));
   }
 
   /** A or AAAA of `<label>.<zone>`, a proxy's name. */
   #proxyName(label: string, qtype: number): PreparedReply {
     const uris = this.#o.proxyUris(label);
-    if (uris === undefined) return this.#nxDomain;
+    if (uris === undefined) return this.#z.nxDomain;
     const set = this.#addresses(label, uris);
     const v4 = qtype === QTYPES.A || qtype === QTYPES.ANY;
     const v6 = qtype === QTYPES.AAAA || qtype === QTYPES.ANY;
     const count = (v4 ? set.v4Count : 0) + (v6 ? set.v6Count : 0);
-    if (count === 0) return this.#noData;
+    if (count === 0) return this.#z.noData;
     const key = `${v4 ? "a" : ""}${v6 ? "aaaa" : ""}|${set.key}`;
     const cached = this.#prepared.get(key);
     if (cached !== undefined) return cached;
     const answer = Buffer.concat([v4 ? set.v4 : Buffer.alloc(0), v6 ? set.v6 : Buffer.alloc(0)]);
-    return this.#keep(key, this.#positive(answer, count));
+    return this.#keep(key, positive(answer, count));
   }
 
   /** The A and AAAA records of a proxy's name: each distinct IP literal of its SIP URIs. */
@@ -743,65 +762,76 @@ export class DnsFront {
     this.#prepared.set(key, reply);
     return reply;
   }
+}
 
-  #positive(
-    answer: Buffer,
-    answerCount: number,
-    additional: Buffer = Buffer.alloc(0),
-    additionalCount = 0,
-  ): PreparedReply {
-    return {
-      rcode: RCODES.NOERROR,
-      authoritative: true,
-      answer,
-      answerCount,
-      authority: Buffer.alloc(0),
-      authorityCount: 0,
-      additional,
-      additionalCount,
-    };
-  }
+/** The zone's records that never change while the front runs. */
+interface ZoneReplies {
+  readonly apexSoa: PreparedReply;
+  readonly apexNs: PreparedReply;
+  readonly apexAny: PreparedReply;
+  /** `ns.<zone>`'s A or AAAA, and which of the two. */
+  readonly nsGlue: PreparedReply;
+  readonly nsGlueType: number;
+  readonly noData: PreparedReply;
+  readonly nxDomain: PreparedReply;
+}
 
-  #prepareStatic(): void {
-    const zone = this.zone;
-    const first =
-      this.#o.listen.find((l) => l.protocol === "udp") ?? (this.#o.listen[0] as DnsListenerOptions);
-    this.#nsAddress = this.#o.nameServerAddress ?? nameServerFor(first.address);
-    const nsName = `${NAME_SERVER_LABEL}.${zone}`;
-    const soa = (ttl: number): Answer => ({
-      name: zone,
-      type: "SOA",
-      ttl,
-      data: {
-        mname: nsName,
-        rname: `hostmaster.${zone}`,
-        serial: (this.#o.serial ?? Math.floor(Date.now() / 1000)) >>> 0,
-        refresh: 3600,
-        retry: 600,
-        expire: 86_400,
-        minimum: DNS_NEGATIVE_TTL_S,
-      },
-    });
-    const v6 = isIP(this.#nsAddress) === 6;
-    const glue = encodeRecords([
-      { name: nsName, type: v6 ? "AAAA" : "A", ttl: DNS_ZONE_TTL_S, data: this.#nsAddress },
-    ]);
-    const ns = encodeRecords([{ name: zone, type: "NS", ttl: DNS_ZONE_TTL_S, data: nsName }]);
-    const soaRecord = encodeRecords([soa(DNS_ZONE_TTL_S)]);
-    this.#apexSoa = this.#positive(soaRecord, 1);
-    this.#apexNs = this.#positive(ns, 1, glue, 1);
-    this.#apexAny = this.#positive(Buffer.concat([soaRecord, ns]), 2, glue, 1);
-    this.#nsGlue = { reply: this.#positive(glue, 1), type: v6 ? QTYPES.AAAA : QTYPES.A };
-    // RFC 2308 §3: the SOA of a negative answer carries the negative TTL as its own TTL.
-    const negative = encodeRecords([soa(DNS_NEGATIVE_TTL_S)]);
-    const withSoa = (rcode: number): PreparedReply => ({
-      ...bareReply(rcode, true),
-      authority: negative,
-      authorityCount: 1,
-    });
-    this.#noData = withSoa(RCODES.NOERROR);
-    this.#nxDomain = withSoa(RCODES.NXDOMAIN);
-  }
+function positive(
+  answer: Buffer,
+  answerCount: number,
+  additional: Buffer = Buffer.alloc(0),
+  additionalCount = 0,
+): PreparedReply {
+  return {
+    rcode: RCODES.NOERROR,
+    authoritative: true,
+    answer,
+    answerCount,
+    authority: Buffer.alloc(0),
+    authorityCount: 0,
+    additional,
+    additionalCount,
+  };
+}
+
+function zoneReplies(zone: string, nsAddress: string, serial: number): ZoneReplies {
+  const nsName = `${NAME_SERVER_LABEL}.${zone}`;
+  const soa = (ttl: number): Answer => ({
+    name: zone,
+    type: "SOA",
+    ttl,
+    data: {
+      mname: nsName,
+      rname: `hostmaster.${zone}`,
+      serial,
+      refresh: 3600,
+      retry: 600,
+      expire: 86_400,
+      minimum: DNS_NEGATIVE_TTL_S,
+    },
+  });
+  const v6 = isIP(nsAddress) === 6;
+  const glue = encodeRecords([
+    { name: nsName, type: v6 ? "AAAA" : "A", ttl: DNS_ZONE_TTL_S, data: nsAddress },
+  ]);
+  const ns = encodeRecords([{ name: zone, type: "NS", ttl: DNS_ZONE_TTL_S, data: nsName }]);
+  const soaRecord = encodeRecords([soa(DNS_ZONE_TTL_S)]);
+  // RFC 2308 §3: the SOA of a negative answer carries the negative TTL as its own TTL.
+  const negative = encodeRecords([soa(DNS_NEGATIVE_TTL_S)]);
+  const withSoa = (rcode: number): PreparedReply => ({
+    ...bareReply(rcode, true),
+    authority: negative,
+    authorityCount: 1,
+  });
+  return {
+    apexSoa: positive(soaRecord, 1),
+    apexNs: positive(ns, 1, glue, 1),
+    apexAny: positive(Buffer.concat([soaRecord, ns]), 2, glue, 1),
+    nsGlue: positive(glue, 1),
+    nsGlueType: v6 ? QTYPES.AAAA : QTYPES.A,
+    noData: withSoa(RCODES.NOERROR),
+    nxDomain: withSoa(RCODES.NXDOMAIN),
+  };
 }
 
 interface TcpHooks {

@@ -131,6 +131,7 @@ export {
   type RedirectFrontOptions,
 } from "./redirect-front.js";
 export {
+  DEFAULT_DNS_MAX_SRV_RECORDS,
   DEFAULT_DNS_MAX_TCP_CONNECTIONS,
   DEFAULT_DNS_TCP_IDLE_MS,
   DEFAULT_DNS_ZONE,

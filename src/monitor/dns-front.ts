@@ -348,7 +348,15 @@ export class DnsFront {
     this.#connections.clear();
     const closing: Promise<void>[] = [];
     for (const { socket } of this.#udp.splice(0)) {
-      closing.push(new Promise<void>((resolve) => socket.close(() => resolve())));
+      closing.push(
+        new Promise<void>((resolve) => {
+          try {
+            socket.close(() => resolve());
+          } catch {
+            resolve(); // Closed already (after a socket error).
+          }
+        }),
+      );
     }
     for (const { server } of this.#tcp.splice(0)) {
       closing.push(new Promise<void>((resolve) => server.close(() => resolve())));

@@ -456,6 +456,46 @@ describe("monitor DNS front without eligible proxies", () => {
   });
 });
 
+describe("monitor DNS front with on-query collection", () => {
+  // Issue 5, claim 12: collection on a client's query — a stale report is refreshed first.
+  test("an SRV query fetches the report of an on-query proxy before answering, so dig gets it at once", async (t) => {
+    if (!requireTool(t, "dig", "bind9-dnsutils")) return;
+    const proxy = new Proxy({
+      id: "pq",
+      domains: [ZONE],
+      listen: [{ protocol: "udp", address: "127.0.0.14", port: 0 }],
+      allowedDestinations: LOOPBACK,
+      auth: { enabled: false },
+      http: { address: "127.0.0.1", port: 0 },
+      // It pushes nowhere and reports seldom: only the monitor's GET /load makes a report.
+      report: { intervalMs: 60_000, push: [] },
+    });
+    let monitor: Monitor | undefined;
+    try {
+      await proxy.start();
+      monitor = new Monitor(
+        monitorConfig({
+          workload: undefined,
+          proxies: [{ id: "pq", http: proxy.httpUrl, modes: ["on-query"], onQueryMaxAgeMs: 300 }],
+        }),
+      );
+      await monitor.start();
+      assert.equal(monitor.table.eligible().length, 0, "no report yet");
+      const port = monitor.dnsListeners.find((l) => l.protocol === "udp")!.port;
+      const srv = await dig(port, `_sip._udp.${ZONE}`, "SRV");
+      assert.equal(srv.status, "NOERROR", srv.output);
+      assert.deepEqual(
+        srvTargets(srv).map(([priority, , port_, target]) => [priority, port_, target]),
+        [["10", String(udpPort(proxy)), `pq.${ZONE}.`]],
+      );
+      assert.ok(monitor.collectorCounters().polls >= 1, "polled on the query");
+    } finally {
+      await monitor?.stop();
+      await proxy.stop();
+    }
+  });
+});
+
 describe("monitor DNS config and CLI", () => {
   test("a bad zone or listener names its field", () => {
     const base = { http: { address: "127.0.0.1", port: 0 } };

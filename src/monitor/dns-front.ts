@@ -144,8 +144,11 @@ export interface DnsFrontOptions {
    * `{}` for one known without a report yet.
    */
   readonly proxyUris: (label: string) => LoadReport["uris"] | undefined;
-  /** On-query collection, awaited before an SRV or NAPTR answer (bounded, never rejects). */
-  readonly freshen?: (transport?: Transport) => Promise<void>;
+  /**
+   * On-query collection, awaited before an SRV or NAPTR answer (bounded, never rejects);
+   * undefined when nothing is due, and the answer is made at once.
+   */
+  readonly freshen?: (transport?: Transport) => Promise<void> | undefined;
   /** No eligible proxy for an SRV name: the front answered SERVFAIL. */
   readonly onNoProxy?: (transport: Transport) => void;
   /** SRV records in one answer, at most (the chosen proxy and the next ranked ones). */
@@ -520,8 +523,8 @@ export class DnsFront {
       if (qtype !== QTYPES.SRV && qtype !== QTYPES.ANY) return this.#z.noData;
       const record = qtype === QTYPES.SRV;
       const build = (): PreparedReply => this.#srvGuarded(relative, transport, record);
-      const freshen = this.#o.freshen;
-      return freshen === undefined ? build() : freshen(transport).then(build, build);
+      const waiting = this.#o.freshen?.(transport);
+      return waiting === undefined ? build() : waiting.then(build, build);
     }
     if (relative === "") return this.#apex(qtype);
     if (relative === NAME_SERVER_LABEL) {
@@ -542,8 +545,8 @@ export class DnsFront {
         return this.#z.apexAny;
       case QTYPES.NAPTR: {
         const build = (): PreparedReply => this.#guarded(() => this.#naptr());
-        const freshen = this.#o.freshen;
-        return freshen === undefined ? build() : freshen().then(build, build);
+        const waiting = this.#o.freshen?.();
+        return waiting === undefined ? build() : waiting.then(build, build);
       }
       default:
         return this.#z.noData;

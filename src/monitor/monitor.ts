@@ -336,7 +336,9 @@ export class Monitor {
           select: (transport: Transport) => this.#selector.select(transport),
           ranked: (transport: Transport) => this.#selector.ranked(transport),
           proxyUris: (label: string) => this.#proxyUrisByLabel(label),
-          freshen: (transport?: Transport) => this.freshen(transport),
+          // The DNS front's hot path waits (and makes a promise) only when a poll is due.
+          freshen: (transport?: Transport) =>
+            this.#collectors.needsFreshening() ? this.freshen(transport) : undefined,
           onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
           maxSrvRecords: 1 + c.select.maxAlternates,
           clock: this.#clock,

@@ -12,8 +12,8 @@ export interface MonitorCommandOptions {
 /**
  * `sipsteer monitor --config monitor.yaml`: runs the load monitor until SIGTERM or SIGINT,
  * then stops it (closing its sockets and held streams) and exits 0. With --json, prints one
- * line when serving: its HTTP URL and, when configured, its UDP push target and SIP redirect
- * address.
+ * line when serving: its HTTP URL and, when configured, its UDP push target, SIP redirect
+ * address and DNS address (`HOST:PORT`, UDP first) with its zone.
  */
 export async function runMonitorCommand(options: MonitorCommandOptions): Promise<void> {
   const logger = pino({ level: options.logLevel ?? "info" }, pino.destination(2));
@@ -22,11 +22,13 @@ export async function runMonitorCommand(options: MonitorCommandOptions): Promise
   await monitor.start();
   const udpPush = monitor.udpPushUrl;
   const redirect = redirectUri(monitor);
+  const dns = dnsAddress(monitor);
   const info = {
     monitor: {
       http: monitor.httpUrl,
       ...(udpPush === undefined ? {} : { udpPush }),
       ...(redirect === undefined ? {} : { redirect }),
+      ...(dns === undefined ? {} : { dns, zone: monitor.dnsZone }),
     },
     pid: process.pid,
   };
@@ -60,4 +62,12 @@ function redirectUri(monitor: Monitor): string | undefined {
   if (l === undefined) return undefined;
   const host = isIP(l.advertise) === 6 ? `[${l.advertise}]` : l.advertise;
   return `sip:${host}:${l.port}${l.protocol === "udp" ? "" : `;transport=${l.protocol}`}`;
+}
+
+/** The DNS front's address (`127.0.0.1:5300`, UDP first), when configured. */
+function dnsAddress(monitor: Monitor): string | undefined {
+  const listeners = monitor.dnsListeners;
+  const l = listeners.find((x) => x.protocol === "udp") ?? listeners[0];
+  if (l === undefined) return undefined;
+  return `${isIP(l.address) === 6 ? `[${l.address}]` : l.address}:${l.port}`;
 }

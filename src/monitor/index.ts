@@ -155,3 +155,31 @@ export {
   SIP_NO_PROXY_RETRY_AFTER_S,
   type RedirectFrontOptions,
 } from "./redirect-front.js";
+export {
+  DEFAULT_DNS_MAX_SRV_RECORDS,
+  DEFAULT_DNS_MAX_TCP_CONNECTIONS,
+  DEFAULT_DNS_TCP_IDLE_MS,
+  DEFAULT_DNS_ZONE,
+  DNS_MAX_TCP_QUERY_BYTES,
+  DNS_MAX_TCP_WRITE_BACKLOG_BYTES,
+  DNS_NEGATIVE_TTL_S,
+  DNS_ZONE_TTL_S,
+  DnsFront,
+  SRV_PRIORITY_CHOSEN,
+  SRV_PRIORITY_OTHERS,
+  srvWeight,
+  type DnsFrontCounters,
+  type DnsFrontOptions,
+  type DnsListener,
+  type DnsListenerOptions,
+} from "./dns-front.js";
+export {
+  CLASSIC_UDP_BYTES,
+  EDNS_UDP_PAYLOAD_BYTES,
+  RCODES,
+  isDnsLabel,
+  isDnsName,
+  parseQuery,
+  type DnsQuery,
+  type RcodeName,
+} from "./dns-wire.js";

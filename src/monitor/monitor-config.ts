@@ -2,6 +2,8 @@ import { BlockList, isIP } from "node:net";
 import { z } from "zod";
 import { loadReportSchema } from "../contracts/index.js";
 import { SipUri, parseUri } from "../sip/index.js";
+import { DEFAULT_DNS_ZONE } from "./dns-front.js";
+import { isDnsName } from "./dns-wire.js";
 import { proxyTableConfigSchema } from "./proxy-table.js";
 import { selectorConfigSchema } from "./selector.js";
 import { workloadConfigSchema } from "./workload.js";
@@ -196,6 +198,29 @@ const endpointSchema = z.object({
 /** A listener of the SIP redirect front. */
 const sipListenerSchema = endpointSchema.extend({ protocol: z.enum(["udp", "tcp"]) });
 
+/** A listener of the DNS front. */
+const dnsListenerSchema = endpointSchema.extend({ protocol: z.enum(["udp", "tcp"]) });
+
+/** The DNS front: the zone it is authoritative for, where it listens, its NS address. */
+const dnsSchema = z.object({
+  /** DESIGN.md: the same name as the SIP domain and digest realm. */
+  zone: z
+    .string()
+    .transform((zone) => zone.toLowerCase().replace(/\.$/, ""))
+    .refine(isDnsName, "a DNS name such as sipsteer.test")
+    .default(DEFAULT_DNS_ZONE),
+  listen: z.array(dnsListenerSchema).min(1),
+  /** `ns.<zone>`'s address; by default the first listener's (127.0.0.1 for a wildcard). */
+  nameServer: z
+    .object({
+      address: z
+        .string()
+        .refine((address) => isIP(address) !== 0, "an IP address")
+        .optional(),
+    })
+    .optional(),
+});
+
 const signingKeySchema = z.object({
   /** The id a push names (`keyid=` over HTTP, the first word of a UDP datagram). */
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "1–64 letters, digits, '.', '_' or '-'"),
@@ -211,6 +236,11 @@ export const monitorConfigSchema = z.object({
    * INVITE with 302 to the ranked proxies; absent: no SIP front.
    */
   sip: z.object({ listen: z.array(sipListenerSchema).min(1) }).optional(),
+  /**
+   * The DNS front (DESIGN.md "Client query"): authoritative for `zone`, SRV/A/NAPTR to the
+   * least-loaded proxies over UDP and TCP; absent: no DNS front.
+   */
+  dns: dnsSchema.optional(),
   /** Keys that pushed reports may be signed with (several, so that keys can be rotated). */
   keys: z
     .array(signingKeySchema)

@@ -28,6 +28,8 @@ import { PushIntake, type PushChannel, type PushRefusalReason } from "./push-int
 import { Selector, type Transport } from "./selector.js";
 import { UdpPushEndpoint } from "./udp-push.js";
 import { RedirectFront } from "./redirect-front.js";
+import { DnsFront, type DnsListener } from "./dns-front.js";
+import type { LoadReport } from "../contracts/index.js";
 import { Collectors, type CollectorCounters } from "./collectors/index.js";
 import { compileWorkload } from "./workload.js";
 
@@ -45,7 +47,7 @@ export interface MonitorDeps {
 /**
  * The load monitor role (issue 5): the proxy table and selector, fed by signed pushes over
  * HTTP (`POST /v1/reports`) and UDP and by its own collectors (poll, stream, on-query),
- * answering clients over HTTP. `start()` opens every socket;
+ * answering clients over HTTP, SIP redirect and DNS. `start()` opens every socket;
  * `stop()` closes them, ends held event streams and clears every timer.
  */
 export class Monitor {
@@ -66,6 +68,9 @@ export class Monitor {
   #http: FastifyInstance | undefined;
   #udp: UdpPushEndpoint | undefined;
   #sip: RedirectFront | undefined;
+  #dns: DnsFront | undefined;
+  /** Proxy ids with capitals by their lower-case DNS label (DNS names ignore case). */
+  readonly #mixedCaseIds = new Map<string, string>();
   readonly #sipTimers: TransactionOptionsInput | undefined;
   #httpUrl: string | undefined;
   #state: "new" | "started" | "stopping" | "stopped" = "new";
@@ -76,6 +81,10 @@ export class Monitor {
   readonly #onState = (e: ProxyStateEvent): void => {
     this.#countChanges.inc({ kind: e.kind });
     if (e.kind === "removed") this.#intake.forget(e.proxy);
+    if (e.kind === "joined") this.#noteId(e.proxy);
+    if (e.kind === "removed" && this.#mixedCaseIds.get(e.proxy.toLowerCase()) === e.proxy) {
+      this.#mixedCaseIds.delete(e.proxy.toLowerCase());
+    }
   };
 
   constructor(config: MonitorConfigInput | Readonly<MonitorConfig>, deps: MonitorDeps = {}) {
@@ -118,7 +127,7 @@ export class Monitor {
     });
     this.#countNoProxy = new Counter({
       name: "sipsteer_monitor_selects_unanswered_total",
-      help: "Selects answered 503: no eligible proxy",
+      help: "Selects with no eligible proxy (HTTP and SIP 503, DNS SERVFAIL)",
       labelNames: ["transport"],
       registers,
     });
@@ -140,6 +149,28 @@ export class Monitor {
       registers,
       collect() {
         this.set(table.eligible().length);
+      },
+    });
+    const dnsCounters = () => this.#dns?.counters();
+    new Counter({
+      name: "sipsteer_monitor_dns_queries_total",
+      help: "DNS queries answered, by response code",
+      labelNames: ["rcode"],
+      registers,
+      collect() {
+        this.reset();
+        const answered: Readonly<Record<string, number>> = dnsCounters()?.answered ?? {};
+        for (const [rcode, n] of Object.entries(answered)) if (n > 0) this.inc({ rcode }, n);
+      },
+    });
+    new Counter({
+      name: "sipsteer_monitor_dns_dropped_total",
+      help: "DNS messages dropped unanswered: no readable header, or a response",
+      registers,
+      collect() {
+        this.reset();
+        const dropped = dnsCounters()?.dropped ?? 0;
+        if (dropped > 0) this.inc(dropped);
       },
     });
     const collectors = (): Collectors => this.#collectors;
@@ -180,6 +211,7 @@ export class Monitor {
     });
     for (const proxy of c.proxies) {
       if (typeof proxy !== "string") this.#adapters.set(proxy.id, proxy.adapter);
+      this.#noteId(configuredProxyId(proxy));
     }
     this.#table.on("report", this.#onReport);
     this.#table.on("refused", this.#onTableRefused);
@@ -202,6 +234,7 @@ export class Monitor {
       throw e;
     }
     if (typeof proxy !== "string") this.#adapters.set(id, proxy.adapter);
+    this.#noteId(id);
     return "added";
   }
 
@@ -212,6 +245,19 @@ export class Monitor {
     if (!this.#table.remove(id)) return false;
     this.#intake.forget(id);
     return true;
+  }
+
+  #noteId(id: string): void {
+    const label = id.toLowerCase();
+    if (label !== id) this.#mixedCaseIds.set(label, id);
+  }
+
+  /** The SIP URIs of the proxy a DNS label names (`{}` before its first report). */
+  #proxyUrisByLabel(label: string): LoadReport["uris"] | undefined {
+    const status =
+      this.#table.status(label) ?? this.#table.status(this.#mixedCaseIds.get(label) ?? "");
+    if (status === undefined) return undefined;
+    return status.report?.uris ?? {};
   }
 
   /** What the poll, stream and on-query collectors have done. */
@@ -262,6 +308,17 @@ export class Monitor {
     return this.#sip?.listeners ?? [];
   }
 
+  /** The DNS front's listeners as bound (after start); empty when there is none. */
+  get dnsListeners(): readonly DnsListener[] {
+    if (this.#state !== "started") throw new Error("monitor not started");
+    return this.#dns?.listeners ?? [];
+  }
+
+  /** The zone the DNS front is authoritative for, when there is one. */
+  get dnsZone(): string | undefined {
+    return this.config.dns?.zone;
+  }
+
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error("Monitor.start() called twice");
     this.#state = "started";
@@ -309,9 +366,34 @@ export class Monitor {
         });
         await this.#sip.start();
       }
+      if (c.dns !== undefined) {
+        this.#dns = new DnsFront({
+          listen: c.dns.listen,
+          zone: c.dns.zone,
+          ...(c.dns.nameServer?.address === undefined
+            ? {}
+            : { nameServerAddress: c.dns.nameServer.address }),
+          select: (transport: Transport) => this.#selector.select(transport),
+          ranked: (transport: Transport) => this.#selector.ranked(transport),
+          proxyUris: (label: string) => this.#proxyUrisByLabel(label),
+          // The DNS front's hot path waits (and makes a promise) only when a poll is due.
+          freshen: (transport?: Transport) =>
+            this.#collectors.needsFreshening() ? this.freshen(transport) : undefined,
+          onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
+          maxSrvRecords: 1 + c.select.maxAlternates,
+          clock: this.#clock,
+          logger: this.#log,
+        });
+        await this.#dns.start();
+      }
       await this.#collectors.start();
       this.#log.info(
-        { http: this.#httpUrl, udpPush: this.#udp?.address, sip: this.#sip?.listeners },
+        {
+          http: this.#httpUrl,
+          udpPush: this.#udp?.address,
+          sip: this.#sip?.listeners,
+          dns: this.#dns?.listeners,
+        },
         "monitor started",
       );
     } catch (e) {
@@ -325,6 +407,7 @@ export class Monitor {
     const wasStarted = this.#state === "started";
     this.#state = "stopping";
     await this.#collectors.stop();
+    await this.#dns?.stop();
     await this.#sip?.stop();
     await this.#udp?.stop();
     await this.#http?.close();

@@ -76,6 +76,8 @@ function socketsOf(info: UpInfo): [string, number, "udp" | "tcp"][] {
     [...at(info.monitor.http), "tcp"],
     [...at(info.monitor.redirect), "udp"],
     [...at(info.monitor.redirect), "tcp"],
+    [...at(info.monitor.dns!), "udp"],
+    [...at(info.monitor.dns!), "tcp"],
   ];
   for (const p of info.proxies) {
     sockets.push([...at(p.sip.udp), "udp"], [...at(p.sip.tcp), "tcp"]);
@@ -144,6 +146,7 @@ describe("sipsteer up (CLI)", () => {
       assert.match(info.monitor.http, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.match(info.monitor.redirect, /^sip:127\.0\.0\.1:\d+$/);
       assert.equal(info.monitor.zone, "sipsteer.test");
+      assert.match(info.monitor.dns ?? "", /^127\.0\.0\.1:\d+$/);
       assert.deepEqual(
         info.proxies.map((p) => [p.id, p.name]),
         [1, 2, 3].map((n) => [`p${n}`, `p${n}.sipsteer.test`]),
@@ -304,6 +307,7 @@ describe("sipsteer up (CLI)", () => {
       assert.ok(out.includes(`sip:127.0.0.11:${sipPort} (UDP, TCP)`), out);
       assert.match(out, /HTTP API {7}http:\/\/127\.0\.0\.1:\d+/);
       assert.match(out, /SIP redirect {3}sip:127\.0\.0\.1:\d+/);
+      assert.match(out, /DNS {12}127\.0\.0\.1:\d+ {3}zone sipsteer\.test/);
       assert.match(out, /sipp 127\.0\.0\.11:\d+ -sf .*sipp-register\.xml -inf .*users\.csv/);
       assert.match(out, /sipsteer call bob --monitor http:\/\/127\.0\.0\.1:\d+ --user alice/);
 

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -15,6 +15,9 @@ import type { ProxyAdapter } from "./monitor-config.js";
 import type { ProxyTable, ProxyView } from "./proxy-table.js";
 import type { PushIntake } from "./push-intake.js";
 import { TRANSPORTS, type Selector, type Transport } from "./selector.js";
+
+const SELECT_PATH = "/v1/select";
+const TRANSPORT_QUERY = "?transport=";
 
 /** Seconds a client waits before asking again when no proxy is eligible. */
 export const NO_PROXY_RETRY_AFTER_S = 1;
@@ -36,6 +39,8 @@ export interface MonitorHttpOptions {
    * wait (never rejects). Absent: selects are answered from what is known.
    */
   readonly freshen?: (transport: Transport) => Promise<void>;
+  /** Whether `freshen` would poll anything now; absent: always assumed. */
+  readonly needsFreshening?: () => boolean;
   /** A select found no eligible proxy (counted in /metrics). */
   readonly onNoProxy: (transport: Transport) => void;
   /** How each proxy's load is collected (its configured adapter); sipsteer when absent. */
@@ -128,9 +133,45 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
   const { table, selector, intake } = options;
   const list = (view: ProxyView): ProxyListing =>
     listing(view, selector, intake, options.adapterOf?.(view.id) ?? "sipsteer");
+  const mustFreshen = (): boolean =>
+    options.freshen !== undefined && (options.needsFreshening?.() ?? true);
+
+  /**
+   * GET /v1/select in its plain forms, the monitor's hottest request, answered before fastify
+   * routes it: fastify's request and reply objects cost about a quarter of the CPU of a select
+   * here (38 against 28 µs for a bare fastify route). False leaves the request to the route
+   * below, which answers every other form, the 503 and a wait for on-query polls the same way.
+   */
+  const selectDirectly = (request: IncomingMessage, response: ServerResponse): boolean => {
+    const url = request.url;
+    if (request.method !== "GET" || url === undefined || !url.startsWith(SELECT_PATH)) {
+      return false;
+    }
+    let transport: string = "udp";
+    if (url.length !== SELECT_PATH.length) {
+      if (!url.startsWith(TRANSPORT_QUERY, SELECT_PATH.length)) return false;
+      transport = url.slice(SELECT_PATH.length + TRANSPORT_QUERY.length);
+    }
+    if (!isTransport(transport) || mustFreshen()) return false;
+    const answer = selector.select(transport);
+    if (answer === undefined) return false;
+    const body = JSON.stringify(answer);
+    response.writeHead(200, {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      "content-length": Buffer.byteLength(body),
+    });
+    response.end(body);
+    return true;
+  };
+
   const app: FastifyInstance = Fastify({
     loggerInstance: options.log.child({ component: "monitor-http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: (route) =>
+      createServer((request, response) => {
+        if (!selectDirectly(request, response)) route(request, response);
+      }),
   });
 
   // Pushes: the signature covers the exact bytes, so the body is kept raw (in its own scope,
@@ -177,7 +218,7 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
         reason: "bad-transport",
       });
     }
-    if (options.freshen !== undefined) await options.freshen(asked);
+    if (mustFreshen()) await options.freshen!(asked);
     const answer = selector.select(asked);
     // Every answer is counted as a client sent: a cache in between would skew the correction.
     void reply.header("cache-control", "no-store");

@@ -343,6 +343,7 @@ export class Monitor {
         maxEventStreams: c.maxEventStreams,
         started: () => this.#state === "started",
         freshen: (transport: Transport) => this.freshen(transport),
+        needsFreshening: () => this.#collectors.needsFreshening(),
         onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
         adapterOf: (id: string) => this.#adapters.get(id),
         addProxy: (input: unknown) => this.addProxy(input),

@@ -60,7 +60,6 @@ async function http(
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
 }
 
-/** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
 async function proxies(monitor: Monitor): Promise<ProxyListing[]> {
   const res = await http(`${monitor.httpUrl}/v1/proxies`);
   assert.equal(res.status, 200);
@@ -303,9 +302,13 @@ describe("monitor HTTP front with three real proxies", () => {
   test("GET /v1/select answers per DESIGN.md: the chosen proxy's UDP URI, age, ttl, alternates; 400 for a bad transport", async () => {
     await withFleet(async ({ monitor, proxies: fleet }) => {
       const uriOf = new Map(fleet.map((p) => [p.config.id, udpUri(p)]));
-      for (const url of ["/v1/select", "/v1/select?transport=udp"]) {
+      // The plain forms are answered before fastify routes them, others by the route: alike.
+      const forms = ["/v1/select", "/v1/select?transport=udp", "/v1/select?transport=udp&v=1"];
+      for (const url of forms) {
         const res = await http(`${monitor.httpUrl}${url}`);
         assert.equal(res.status, 200);
+        assert.equal(res.headers.get("cache-control"), "no-store", url);
+        assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8", url);
         const answer = res.json() as {
           proxy: string;
           uri: string;
@@ -350,7 +353,7 @@ describe("monitor HTTP front with three real proxies", () => {
       assert.equal(bad.status, 400);
       assert.equal((bad.json() as { reason: string }).reason, "bad-transport");
       const chosen = (await proxies(monitor)).reduce((n, p) => n + p.times_chosen, 0);
-      assert.equal(chosen, 3);
+      assert.equal(chosen, 4);
     });
   });
 

@@ -412,6 +412,31 @@ describe("404, 480 and 408 (auth on)", () => {
     }
   });
 
+  // DESIGN.md "Client query": the monitor's 302 names proxies as `sip:bob@<address>`, and a
+  // UAC makes that its Request-URI; the proxy takes it as bob of its domain.
+  test("a user at the proxy's own address is that user of its domain: the call reaches the binding", async () => {
+    const peers = new Peers();
+    try {
+      const frank = await peers.phone({ user: "frank" });
+      const registered = await frank.register(f.target(), { password: PASSWORDS.frank! });
+      assert.equal(registered.status, 200);
+      const caller = await peers.phone({ user: "alice" });
+      const { address, port } = f.target();
+      const { response } = await caller.call(f.target(), `sip:frank@${address}:${port}`, {
+        password: PASSWORDS.alice!,
+      });
+      assert.equal(response.status, 200);
+      const invite = frank.requests.items.find((i) => i.request.method === "INVITE");
+      assert.ok(invite !== undefined, "frank got the INVITE");
+      const unknown = await caller.call(f.target(), `sip:nobody@${address}:${port}`, {
+        password: PASSWORDS.alice!,
+      });
+      assert.equal(unknown.response.status, 404);
+    } finally {
+      await peers.stop();
+    }
+  });
+
   test("a known user without a binding: 480", async () => {
     const peers = new Peers();
     try {

@@ -201,7 +201,8 @@ export class ProxyCore {
     const routeLeft = request.field("route") !== undefined;
     if (!routeLeft && tokenFlow === undefined && this.#forUs(request)) {
       if (request.method === "OPTIONS") return this.#optionsReply(request);
-      if (request.method !== "REGISTER") return reply(404, "Nothing Here");
+      const userAtUs = request.uri instanceof SipUri && request.uri.user !== undefined;
+      if (request.method !== "REGISTER" && !userAtUs) return reply(404, "Nothing Here");
     }
     if (request.method === "REGISTER" && !routeLeft && tokenFlow === undefined) {
       const host = request.uri instanceof SipUri ? request.uri.hostname : "";
@@ -245,8 +246,14 @@ export class ProxyCore {
       return this.#forward(tx, request, [await this.#directTarget(request, tokenFlow)]);
 
     // §16.5: target determination.
-    const uri = request.uri;
-    if (!(uri instanceof SipUri)) return reply(404, "No Route for tel URIs");
+    const asked = request.uri;
+    if (!(asked instanceof SipUri)) return reply(404, "No Route for tel URIs");
+    // A user at our own address (`sip:bob@127.0.0.11:5060`, as the monitor's 302 Contacts
+    // name us, DESIGN.md "Client query") is that user of our default domain.
+    const uri =
+      asked.user !== undefined && o.self.isUs(asked)
+        ? asked.with({ host: o.self.defaultDomain, port: undefined })
+        : asked;
     const fromFleet = o.fleet.isMemberAddress(tx.flow.remote.address);
     if (!o.self.servesDomain(uri.hostname)) {
       // Not our domain: forward only for the fleet or to a relay domain (not an open relay).

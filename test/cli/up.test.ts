@@ -3,6 +3,7 @@
 // data folder and free ports. One run serves several checks (each start is four processes).
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
+import YAML from "yaml";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -115,7 +116,7 @@ describe("sipsteer up (CLI)", () => {
         "users: 2",
         "logLevel: warn",
         "monitor: { httpPort: 0, dnsPort: 0, sipPort: 0 }",
-        "proxy: { wsPort: 0, httpPort: 0 }",
+        "proxy: { wsPort: 0, httpPort: 0, authAlgorithms: [MD5] }",
         "",
       ].join("\n"),
     );
@@ -208,6 +209,10 @@ describe("sipsteer up (CLI)", () => {
         credentials.ha1("alice", "sipsteer.test", "SHA-256"),
         ha1("SHA-256", "alice", "sipsteer.test", alice.password),
       );
+      const p1 = YAML.parse(readFileSync(join(data, "p1.yaml"), "utf8")) as {
+        auth: { algorithms: string[] };
+      };
+      assert.deepEqual(p1.auth.algorithms, ["MD5"], "the file's authAlgorithms reach the proxies");
       const secrets = readFileSync(join(data, "secrets.json"), "utf8");
       assert.ok(secrets.includes(info.adminToken), "the admin token is kept in the data folder");
 
@@ -401,6 +406,7 @@ describe("sipsteer up (CLI)", () => {
     const cases: [name: string, file: string[] | undefined, args: string[], named: string][] = [
       ["port out of range", ["proxy: { sipPort: 70000 }"], [], "up.proxy.sipPort"],
       ["unknown field", ["prxies: 2"], [], "up.prxies"],
+      ["unknown digest", ["proxy: { authAlgorithms: [SHA-1] }"], [], "up.proxy.authAlgorithms.0"],
       ["bad domain", ["domain: 'not a name'"], [], "up.domain"],
       ["no proxies", undefined, ["--proxies", "0"], "--proxies"],
       ["port not a number", undefined, ["--http-port", "x"], "--http-port"],

@@ -70,7 +70,11 @@ export function proxyConfigOf(
     fleet: plan.proxies
       .filter((other) => other.id !== proxy.id)
       .map((other) => ({ id: other.id, uri: `sip:${other.address}:${other.sipPort}` })),
-    auth: { enabled: true, credentialsFile: data.files.credentials },
+    auth: {
+      enabled: true,
+      credentialsFile: data.files.credentials,
+      algorithms: [...config.proxy.authAlgorithms],
+    },
     store: { kind: "sqlite", file: data.files.store },
     http: { address, port: proxy.httpPort },
     report: { push: [`${monitorHttp}/v1/reports`], key: { ...data.secrets.reportKey } },

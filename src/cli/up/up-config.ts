@@ -74,6 +74,15 @@ export const upConfigSchema = z
         /** A certificate and key (PEM files) for a TLS listener on every proxy; absent: no TLS. */
         tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
         drainTimeoutMs: z.number().int().positive().default(DEFAULT_PROXY_DRAIN_TIMEOUT_MS),
+        /**
+         * Digest challenges the proxies offer, most preferred first. Some stock phones give up
+         * on a 401 carrying any algorithm they do not know (baresip 1.0 on SHA-256): `[MD5]`.
+         */
+        authAlgorithms: z
+          .array(z.enum(["MD5", "SHA-256"]))
+          .min(1)
+          .refine((a) => new Set(a).size === a.length, "an algorithm is named twice")
+          .default(["MD5", "SHA-256"]),
       })
       .prefault({}),
     stopTimeoutMs: z.number().int().positive().default(DEFAULT_STOP_TIMEOUT_MS),

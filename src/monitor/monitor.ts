@@ -301,7 +301,9 @@ export class Monitor {
           listen: c.sip.listen,
           allowedDestinations: c.allowedDestinations,
           select: (transport: Transport) => this.#selector.select(transport),
-          freshen: (transport: Transport) => this.freshen(transport),
+          // Its hot path waits (and makes a promise) only when an on-query poll is due.
+          freshen: (transport: Transport) =>
+            this.#collectors.needsFreshening() ? this.freshen(transport) : undefined,
           onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
           clock: this.#clock,
           logger: this.#log,

@@ -183,6 +183,20 @@ export class Collectors {
   }
 
   /**
+   * Whether `freshen` would poll anything now: an on-query proxy's report is missing or older
+   * than its limit. Lets a hot path skip the wait (and its promise) when nothing is due.
+   */
+  needsFreshening(): boolean {
+    if (!this.#running || this.#onQuery.length === 0) return false;
+    const now = this.#table.now();
+    for (const { id, maxAgeMs } of this.#onQuery) {
+      const receivedAt = this.#table.status(id)?.receivedAt;
+      if (receivedAt === undefined || now - receivedAt > maxAgeMs) return true;
+    }
+    return false;
+  }
+
+  /**
    * On-query: polls every on-query proxy whose newest report is older than its limit (or
    * missing), and resolves when those polls are in or `onQueryWaitMs` has passed, whichever
    * comes first, so that a client is never held by a dead proxy. Never rejects.

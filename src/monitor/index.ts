@@ -155,3 +155,10 @@ export {
   SIP_NO_PROXY_RETRY_AFTER_S,
   type RedirectFrontOptions,
 } from "./redirect-front.js";
+export {
+  AnswerCache,
+  DEFAULT_ANSWER_CACHE_BYTES,
+  MIN_ANSWER_CACHE_BYTES,
+  type AnswerCacheOptions,
+  type CachedAnswer,
+} from "./answer-cache.js";

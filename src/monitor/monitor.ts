@@ -38,7 +38,10 @@ export interface MonitorDeps {
   readonly wallNow?: () => number;
   /** Uniform in [0, 1), for the random policies; Math.random by default. */
   readonly random?: () => number;
-  /** Transaction timers of the SIP redirect front and the OPTIONS pings (tests shorten T1). */
+  /**
+   * SIP timers (tests shorten T1): of the OPTIONS pings' transactions; the SIP redirect front
+   * keeps its answers 64 × T1.
+   */
   readonly sipTimers?: TransactionOptionsInput;
 }
 

@@ -1,4 +1,5 @@
 import {
+  SipParseError,
   SipUri,
   TransportError,
   TransportLayer,
@@ -18,7 +19,7 @@ import {
   type TransactionOptionsInput,
   type Via,
 } from "../sip/index.js";
-import { AnswerCache } from "./answer-cache.js";
+import { AnswerCache, MIN_ANSWER_CACHE_BYTES } from "./answer-cache.js";
 import type { SelectAnswer, Transport } from "./selector.js";
 
 /** Seconds a client waits before asking again when no proxy is eligible. */
@@ -109,6 +110,12 @@ export class RedirectFront {
     this.#log = (options.logger ?? silentLogger).child({ component: "redirect-front" });
     this.#clock = options.clock ?? systemClock;
     this.#answerMaxAgeMs = 64 * parseTransactionOptions(options.timers).t1Ms;
+    const bytes = options.answerCacheBytes;
+    if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < MIN_ANSWER_CACHE_BYTES)) {
+      throw new RangeError(
+        `answerCacheBytes: must be an integer of at least ${MIN_ANSWER_CACHE_BYTES}, got ${bytes}`,
+      );
+    }
   }
 
   /** The listeners as bound (after start). */
@@ -363,9 +370,12 @@ export class RedirectFront {
     }
   }
 
-  /** A refused destination is the peer's doing; anything else is ours, answered 500. */
+  /**
+   * A refused destination or a malformed header is the peer's doing (dropped, as the transport
+   * drops what a listener finds malformed); anything else is ours, answered 500.
+   */
   #failed(e: unknown, request: SipRequest, via: Via, flow: FlowInfo): void {
-    if (e instanceof TransportError) {
+    if (e instanceof TransportError || e instanceof SipParseError) {
       this.#log.debug({ err: e, flow: flow.id }, "answer not sent");
       return;
     }

@@ -183,3 +183,10 @@ export {
   type DnsQuery,
   type RcodeName,
 } from "./dns-wire.js";
+export {
+  AnswerCache,
+  DEFAULT_ANSWER_CACHE_BYTES,
+  MIN_ANSWER_CACHE_BYTES,
+  type AnswerCacheOptions,
+  type CachedAnswer,
+} from "./answer-cache.js";

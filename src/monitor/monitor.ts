@@ -40,7 +40,10 @@ export interface MonitorDeps {
   readonly wallNow?: () => number;
   /** Uniform in [0, 1), for the random policies; Math.random by default. */
   readonly random?: () => number;
-  /** Transaction timers of the SIP redirect front and the OPTIONS pings (tests shorten T1). */
+  /**
+   * SIP timers (tests shorten T1): of the OPTIONS pings' transactions; the SIP redirect front
+   * keeps its answers 64 × T1.
+   */
   readonly sipTimers?: TransactionOptionsInput;
 }
 
@@ -359,7 +362,9 @@ export class Monitor {
           listen: c.sip.listen,
           allowedDestinations: c.allowedDestinations,
           select: (transport: Transport) => this.#selector.select(transport),
-          freshen: (transport: Transport) => this.freshen(transport),
+          // Its hot path waits (and makes a promise) only when an on-query poll is due.
+          freshen: (transport: Transport) =>
+            this.#collectors.needsFreshening() ? this.freshen(transport) : undefined,
           onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
           clock: this.#clock,
           logger: this.#log,

@@ -1,7 +1,9 @@
 // The monitor's SIP redirect front (issue 5, DESIGN.md "Client query") against REAL proxies on
-// loopback pushing their reports: 302 with the ranked proxies as Contacts, the ACK absorbed by
-// the INVITE server transaction, OPTIONS, 503 with no eligible proxy, TCP, a burst spread by
-// the least-loaded correction, SIPp following the 302, and nothing left open after stop().
+// loopback pushing their reports: 302 with the ranked proxies as Contacts, a stateless UAS
+// (retransmissions answered from its cache of answers, the ACK absorbed, CANCEL per §9.2,
+// responses routed per §18.2.2), OPTIONS, 503 with no eligible proxy, TCP, a burst spread by
+// the least-loaded correction, SIPp following the 302, a bounded cache, and nothing left open
+// after stop().
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -20,6 +22,7 @@ import {
 import { Proxy } from "../../src/proxy/index.js";
 import type { ProxyConfigInput } from "../../src/proxy/proxy-config.js";
 import type { SipResponse } from "../../src/sip/index.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import { openHandles } from "../helpers/handles.js";
 import { RawUdp } from "../helpers/sip-caller.js";
 import { freePort, startSipp } from "../helpers/sipp.js";
@@ -29,7 +32,7 @@ const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY: SigningKey = { id: "k1", secret: "a-shared-report-secret" };
 const INTERVAL_MS = 100;
-/** Short transaction timers: Timer G fires at 50, 100, 200 … ms. */
+/** Short SIP timers (T1 50 ms: the front keeps its answers 64 × T1, 3.2 s). */
 const SIP_TIMERS = { t1Ms: 50 };
 
 function monitorConfig(over: Partial<MonitorConfigInput> = {}): MonitorConfigInput {
@@ -193,33 +196,128 @@ describe("monitor SIP redirect front with real proxies", () => {
     });
   });
 
-  // RFC 3261 §17.2.1: over an unreliable transport the 302 is retransmitted (Timer G) until
-  // the ACK arrives, and the ACK is absorbed by the transaction.
-  test("the 302 is retransmitted until the ACK, and no more after it", async () => {
+  // RFC 3261 §8.2.7: a stateless UAS answers every copy of a request; the front keeps its
+  // answers, so a retransmitted INVITE (same branch) gets the very same 302, which is one
+  // send to the selector. It does not retransmit the 302 itself, and the ACK is absorbed.
+  test("a retransmitted INVITE gets the identical 302, counted once; the ACK is absorbed", async () => {
     await withFleet(2, async ({ monitor }) => {
       const peer = await RawUdp.bind();
       try {
         const port = sipPort(monitor, "udp");
         const callId = "redir-retrans";
-        await peer.send(invite(peer, callId), port);
+        const text = invite(peer, callId);
+        await peer.send(text, port);
+        await finalFor(peer, callId);
+        // Timer G would have fired at 50, 150 and 350 ms: the front does not resend alone.
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(responses(peer, callId, 302).length, 1, "no 302 without a new INVITE");
+        await peer.send(text, port);
+        await peer.send(text, port);
         await eventually(
           () => (responses(peer, callId, 302).length >= 3 ? true : undefined),
-          2000,
-          "three copies of the 302 without ACK",
+          3000,
+          "a 302 for each copy of the INVITE",
         );
-        const redirected = responses(peer, callId, 302);
-        // A retransmitted INVITE is absorbed: the same 302 comes back, not a new choice.
-        for (const r of redirected) assert.equal(r.to.tag, redirected[0]!.to.tag);
-        await peer.send(ackFor(redirected[0]!, peer), port);
-        await new Promise((r) => setTimeout(r, 100));
-        const afterAck = responses(peer, callId, 302).length;
-        await new Promise((r) => setTimeout(r, 500));
-        assert.equal(responses(peer, callId, 302).length, afterAck, "no 302 after the ACK");
-        assert.equal(peer.requests("ACK").length, 0);
+        const copies = peer.received.items.filter((d) => d.message?.callId === callId);
+        assert.equal(copies.length, 3);
+        for (const c of copies) assert.deepEqual(c.bytes, copies[0]!.bytes, "the same bytes");
+        await peer.send(ackFor(copies[0]!.message as SipResponse, peer), port);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(
+          peer.received.items.filter((d) => d.message?.callId === callId).length,
+          3,
+          "nothing answers the ACK",
+        );
         const chosen = [...monitor.selector.chosenCounts().values()].reduce((a, b) => a + b, 0);
         assert.equal(chosen, 1, "one redirect, however many copies");
       } finally {
         await peer.close();
+      }
+    });
+  });
+
+  // SIPp's branches restart with each run: the same branch in another call (another Call-ID)
+  // is a new request, answered and counted on its own.
+  test("a branch seen before in another call gets its own 302", async () => {
+    await withFleet(1, async ({ monitor }) => {
+      const peer = await RawUdp.bind();
+      try {
+        const port = sipPort(monitor, "udp");
+        const first = invite(peer, "redir-branch-a");
+        const branch = /branch=([^;]+)/.exec(first)![1]!;
+        await peer.send(first, port);
+        await finalFor(peer, "redir-branch-a");
+        const again = invite(peer, "redir-branch-b").replace(/branch=[^;]+/, `branch=${branch}`);
+        await peer.send(again, port);
+        const second = await finalFor(peer, "redir-branch-b");
+        assert.equal(second.status, 302);
+        assert.equal(second.callId, "redir-branch-b");
+        const chosen = [...monitor.selector.chosenCounts().values()].reduce((a, b) => a + b, 0);
+        assert.equal(chosen, 2);
+      } finally {
+        await peer.close();
+      }
+    });
+  });
+
+  // RFC 3261 §9.2: a CANCEL matching a request already answered gets 200 (with the To tag of
+  // that answer); the INVITE's 302 stands.
+  test("a CANCEL after the 302 gets 200 with the 302's To tag", async () => {
+    await withFleet(1, async ({ monitor }) => {
+      const peer = await RawUdp.bind();
+      try {
+        const port = sipPort(monitor, "udp");
+        const callId = "redir-late-cancel";
+        const text = invite(peer, callId);
+        await peer.send(text, port);
+        const redirected = await finalFor(peer, callId);
+        assert.equal(redirected.status, 302);
+        await peer.send(
+          text.replace("INVITE sip:", "CANCEL sip:").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"),
+          port,
+        );
+        const ok = await eventually(
+          () => responses(peer, callId).find((r) => r.cseq.method === "CANCEL"),
+          3000,
+          "the answer to the CANCEL",
+        );
+        assert.equal(ok.status, 200);
+        assert.equal(ok.to.tag, redirected.to.tag);
+        assert.equal(responses(peer, callId, 487).length, 0);
+      } finally {
+        await peer.close();
+      }
+    });
+  });
+
+  // RFC 3261 §18.2.2: without rport a UDP response goes to the source address and the Via's
+  // sent-by port; with rport (RFC 3581) to the source port.
+  test("the answer goes to the Via's sent-by port without rport, to the source port with it", async () => {
+    await withFleet(1, async ({ monitor }) => {
+      const sender = await RawUdp.bind();
+      const named = await RawUdp.bind();
+      try {
+        const port = sipPort(monitor, "udp");
+        const text = invite(sender, "redir-sent-by").replace(
+          `Via: SIP/2.0/UDP 127.0.0.1:${sender.port};`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${named.port};`,
+        );
+        await sender.send(text.replace(";rport", ""), port);
+        assert.equal((await finalFor(named, "redir-sent-by")).status, 302);
+        await sender.send(
+          invite(sender, "redir-rport").replace(
+            `127.0.0.1:${sender.port};`,
+            `127.0.0.1:${named.port};`,
+          ),
+          port,
+        );
+        const final = await finalFor(sender, "redir-rport");
+        assert.equal(final.topVia!.rport, sender.port);
+        assert.equal(final.topVia!.received, "127.0.0.1");
+        assert.equal(responses(sender, "redir-sent-by").length, 0);
+      } finally {
+        await sender.close();
+        await named.close();
       }
     });
   });
@@ -510,6 +608,79 @@ describe("monitor SIP redirect front with real proxies", () => {
       assert.equal(responses(peer, "redir-pending", 302).length, 0);
     } finally {
       release();
+      await peer.close();
+      await front.stop();
+    }
+    assert.deepEqual(await openHandles(), {});
+  });
+
+  // The answers kept for retransmissions are bounded: a ring of answerCacheBytes holds the
+  // newest, none older than 64 × T1 on the clock, so a burst of distinct requests leaves
+  // nothing behind once its retransmissions can no longer come.
+  test("1,000 distinct INVITEs leave a bounded cache of the newest, empty after 64 × T1", async () => {
+    const clock = new FakeClock();
+    let selects = 0;
+    const front = new RedirectFront({
+      listen: [{ protocol: "udp", address: "127.0.0.1", port: 0 }],
+      allowedDestinations: LOOPBACK,
+      select: () => {
+        selects++;
+        return {
+          proxy: "p1",
+          uri: "sip:127.0.0.11:5060",
+          workload: 0,
+          age_ms: 0,
+          ttl: 1,
+          alternates: [{ proxy: "p2", uri: "sip:127.0.0.12:5060", workload: 0 }],
+        };
+      },
+      answerCacheBytes: 64 * 1024,
+      clock,
+    });
+    const peer = await RawUdp.bind();
+    try {
+      await front.start();
+      const port = front.listeners[0]!.port;
+      const texts: string[] = [];
+      for (let batch = 0; batch < 20; batch++) {
+        for (let i = 0; i < 50; i++) {
+          const text = invite(peer, `redir-many-${batch * 50 + i}`);
+          texts.push(text);
+          await peer.send(text, port);
+        }
+        const want = (batch + 1) * 50;
+        await eventually(
+          () => (peer.received.items.length >= want ? true : undefined),
+          5000,
+          `${want} redirects`,
+        );
+      }
+      assert.equal(selects, 1000);
+      // The ring holds what fits of the newest answers (each kept with its method's name).
+      const perAnswer = peer.received.items[999]!.bytes.length + "INVITE".length;
+      const kept = front.cachedAnswers;
+      assert.ok(kept > 0 && kept <= Math.floor((64 * 1024) / perAnswer), `${kept} kept`);
+      // The newest INVITE's retransmission is answered from the cache, the oldest's anew.
+      await peer.send(texts[999]!, port);
+      await eventually(
+        () => (peer.received.items.length >= 1001 ? true : undefined),
+        3000,
+        "the 302 again",
+      );
+      assert.deepEqual(peer.received.items[1000]!.bytes, peer.received.items[999]!.bytes);
+      assert.equal(selects, 1000);
+      await peer.send(texts[0]!, port);
+      await eventually(
+        () => (peer.received.items.length >= 1002 ? true : undefined),
+        3000,
+        "a new 302",
+      );
+      assert.equal(selects, 1001);
+      clock.tick(64 * 500);
+      assert.ok(front.cachedAnswers > 0, "kept for 64 × T1");
+      clock.tick(1);
+      assert.equal(front.cachedAnswers, 0, "none after 64 × T1");
+    } finally {
       await peer.close();
       await front.stop();
     }

@@ -29,6 +29,7 @@ import {
   type ParseLimits,
   type SipMessage,
   type SipResponse,
+  type Via,
 } from "../message/index.js";
 import { DestinationPolicy } from "./destination-policy.js";
 import {
@@ -93,6 +94,12 @@ export interface TransportDeps {
   readonly logger?: Logger;
   /** Set when this transport is one of several processes sharing the listeners. */
   readonly shared?: SharedTransportHooks;
+  /**
+   * Sees the bytes of each datagram and WebSocket message before they are parsed: false
+   * drops them unparsed, unanswered and uncounted. For a receiver that ignores some messages
+   * whole, cheaply told by their first bytes (a stateless redirect server and its ACKs).
+   */
+  readonly screen?: (bytes: Buffer) => boolean;
 }
 
 /**
@@ -188,6 +195,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   readonly #log: Logger;
   readonly #policy: DestinationPolicy;
   readonly #shared: SharedTransportHooks | undefined;
+  readonly #screen: ((bytes: Buffer) => boolean) | undefined;
   readonly #limits: ParseLimits;
   #listeners: Listener[] = [];
   /** Listeners as configured; own UDP sockets of a shared transport follow them. */
@@ -211,6 +219,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.#log = (deps.logger ?? silentLogger).child({ component: "transport" });
     this.#policy = new DestinationPolicy(this.options.allowedDestinations);
     this.#shared = deps.shared;
+    this.#screen = deps.screen;
     this.#limits = this.options.limits as ParseLimits;
   }
 
@@ -333,13 +342,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   async sendResponse(response: SipResponse, requestFlow: FlowInfo): Promise<SentMessage> {
     const sent = this.sendResponseNow(response, requestFlow);
     if (sent !== undefined) return sent;
-    // "If the connection is no longer open, the server SHOULD open a connection to the IP
-    // address in the received parameter, if present, using the port in the sent-by value."
-    const via = response.topVia!;
-    const address = via.received ?? hostAddress(via.host);
-    const port = via.port ?? defaultPort(requestFlow.protocol);
-    const flow = await this.#flowTo({ protocol: requestFlow.protocol, address, port });
-    return this.#write(response, flow);
+    return this.#write(response, await this.#reopenResponseFlow(response.topVia!, requestFlow));
   }
 
   /**
@@ -351,38 +354,33 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     this.#assertStarted();
     const via = response.topVia;
     if (via === undefined) throw new TransportError("response without Via", "SEND_FAILED");
-    if (requestFlow.reliable) {
-      const open =
-        this.#flows.get(requestFlow.id) ?? this.#remoteFlowById(requestFlow.id, requestFlow.remote);
-      return open === undefined ? undefined : this.#write(response, open);
+    const flow = this.#responseFlow(via, requestFlow);
+    return flow === undefined ? undefined : this.#write(response, flow);
+  }
+
+  /**
+   * sendResponse for a response already serialized, as a stateless UAS builds it (RFC 3261
+   * §8.2.7): `via` is the top Via of the request (as received, `received`/`rport` stamped),
+   * which routes it per §18.2.2.
+   */
+  async sendResponseBytes(bytes: Buffer, via: Via, requestFlow: FlowInfo): Promise<SentMessage> {
+    const sent = this.sendResponseBytesNow(bytes, via, requestFlow);
+    if (sent !== undefined) return sent;
+    const flow = await this.#reopenResponseFlow(via, requestFlow);
+    this.#writeBytes(bytes, flow);
+    return { flow: flow.info, bytes };
+  }
+
+  /** sendResponseBytes without waiting; undefined when a connection must be opened first. */
+  sendResponseBytesNow(bytes: Buffer, via: Via, requestFlow: FlowInfo): SentMessage | undefined {
+    this.#assertStarted();
+    const flow = this.#responseFlow(via, requestFlow);
+    if (flow === undefined) return undefined;
+    if (!flow.info.reliable && bytes.length > MAX_DATAGRAM) {
+      throw new TransportError(`${bytes.length} bytes do not fit a datagram`, "TOO_LARGE");
     }
-    let address: string;
-    let port: number;
-    if (via.maddr !== undefined) {
-      address = hostAddress(via.maddr);
-      port = via.port ?? 5060;
-    } else if (via.received !== undefined) {
-      address = hostAddress(via.received);
-      port = typeof via.rport === "number" ? via.rport : (via.port ?? 5060);
-    } else {
-      address = hostAddress(via.host);
-      port = via.port ?? 5060;
-    }
-    this.#checkDestination(address);
-    const index =
-      (requestFlow as Partial<UdpFlowInfo>).listenerIndex ??
-      parseUdpFlowId(requestFlow.id)?.listenerIndex;
-    const listener = index === undefined ? undefined : this.#listeners[index];
-    if (listener?.kind !== "udp") {
-      throw new TransportError(`no UDP socket for flow ${requestFlow.id}`, "NO_LISTENER");
-    }
-    // The usual case: back to the very address and port the request came from.
-    const remote = requestFlow.remote;
-    const flow =
-      remote.address === address && remote.port === port
-        ? this.#udpFlowOf(listener, requestFlow as UdpFlowInfo)
-        : this.#udpFlow(listener, index!, { address, port });
-    return this.#write(response, flow);
+    this.#writeBytes(bytes, flow);
+    return { flow: flow.info, bytes };
   }
 
   /**
@@ -443,6 +441,54 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
     }
     flow.lastActivity = this.#clock.now();
     this.stats.sent++;
+  }
+
+  /**
+   * Where RFC 3261 §18.2.2 sends a response to a request with top Via `via` that came on
+   * `requestFlow`; undefined when its connection is closed (see #reopenResponseFlow).
+   */
+  #responseFlow(via: Via, requestFlow: FlowInfo): Flow | undefined {
+    if (requestFlow.reliable) {
+      return (
+        this.#flows.get(requestFlow.id) ?? this.#remoteFlowById(requestFlow.id, requestFlow.remote)
+      );
+    }
+    let address: string;
+    let port: number;
+    if (via.maddr !== undefined) {
+      address = hostAddress(via.maddr);
+      port = via.port ?? 5060;
+    } else if (via.received !== undefined) {
+      address = hostAddress(via.received);
+      port = typeof via.rport === "number" ? via.rport : (via.port ?? 5060);
+    } else {
+      address = hostAddress(via.host);
+      port = via.port ?? 5060;
+    }
+    this.#checkDestination(address);
+    const index =
+      (requestFlow as Partial<UdpFlowInfo>).listenerIndex ??
+      parseUdpFlowId(requestFlow.id)?.listenerIndex;
+    const listener = index === undefined ? undefined : this.#listeners[index];
+    if (listener?.kind !== "udp") {
+      throw new TransportError(`no UDP socket for flow ${requestFlow.id}`, "NO_LISTENER");
+    }
+    // The usual case: back to the very address and port the request came from.
+    const remote = requestFlow.remote;
+    return remote.address === address && remote.port === port
+      ? this.#udpFlowOf(listener, requestFlow as UdpFlowInfo)
+      : this.#udpFlow(listener, index!, { address, port });
+  }
+
+  /**
+   * RFC 3261 §18.2.2: "If the connection is no longer open, the server SHOULD open a
+   * connection to the IP address in the received parameter, if present, using the port in the
+   * sent-by value".
+   */
+  async #reopenResponseFlow(via: Via, requestFlow: FlowInfo): Promise<Flow> {
+    const address = via.received ?? hostAddress(via.host);
+    const port = via.port ?? defaultPort(requestFlow.protocol);
+    return this.#flowTo({ protocol: requestFlow.protocol, address, port });
   }
 
   #assertStarted(): void {
@@ -887,6 +933,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
         : Array.isArray(data)
           ? Buffer.concat(data)
           : Buffer.from(data);
+      if (this.#screen !== undefined && !this.#screen(bytes)) return;
       this.#receiveWhole(bytes, flow, parseWebSocketMessage);
     });
     flow.ws.on("error", (e) => this.#log.debug({ err: e, flow: flow.info.id }, "WebSocket error"));
@@ -912,6 +959,7 @@ export class TransportLayer extends EventEmitter<TransportEvents> {
   }
 
   #onDatagram(listener: UdpListener, index: number, bytes: Buffer, remote: Endpoint): void {
+    if (this.#screen !== undefined && !this.#screen(bytes)) return;
     this.#receiveWhole(bytes, this.#udpFlow(listener, index, remote), parseDatagram);
   }
 

@@ -390,6 +390,59 @@ describe("what peers get wrong", () => {
   });
 });
 
+describe("stateless answers", () => {
+  // RFC 3261 §8.2.7 / §18.2.2: bytes built by a stateless UAS go where the request's Via says.
+  test("sendResponseBytesNow sends prebuilt bytes to received and rport", async () => {
+    const server = await started({ listen: [listener("udp")] });
+    const peer = createSocket("udp4");
+    try {
+      await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
+      const arrived = nextMessage(server);
+      peer.send(
+        rawRequest("SIP/2.0/UDP 10.1.2.3:5060;rport;branch=z9hG4bKbytes"),
+        server.boundListeners[0]!.port,
+        "127.0.0.1",
+      );
+      const inbound = await arrived;
+      const bytes = respond(inbound.message as SipRequest, 200).toBuffer();
+      const sent = server.sendResponseBytesNow(bytes, inbound.message.topVia!, inbound.flow);
+      assert.equal(sent?.bytes, bytes);
+      const [reply] = (await once(peer, "message")) as [Buffer];
+      assert.deepEqual(reply, bytes);
+    } finally {
+      peer.close();
+      await server.stop();
+    }
+  });
+
+  test("a screen drops datagrams unparsed and uncounted; the others arrive", async () => {
+    const server = new TransportLayer(
+      { allowedDestinations: LOOPBACK, listen: [listener("udp")] },
+      { screen: (bytes) => !bytes.subarray(0, 4).equals(Buffer.from("ACK ")) },
+    );
+    await server.start();
+    const peer = createSocket("udp4");
+    try {
+      await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
+      const got: string[] = [];
+      server.on("message", (m) => got.push((m.message as SipRequest).method));
+      const port = server.boundListeners[0]!.port;
+      peer.send(rawRequest("SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKs1", "ACK"), port, "127.0.0.1");
+      // Not even parsed: this one would be answered 400.
+      peer.send("ACK nonsense\r\n\r\n", port, "127.0.0.1");
+      const arrived = nextMessage(server);
+      peer.send(rawRequest("SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKs2"), port, "127.0.0.1");
+      await arrived;
+      assert.deepEqual(got, ["OPTIONS"]);
+      assert.equal(server.stats.received, 1);
+      assert.equal(server.stats.parseErrors, 0);
+    } finally {
+      peer.close();
+      await server.stop();
+    }
+  });
+});
+
 describe("allowedDestinations", () => {
   test("a send outside the list is refused before any packet leaves", async () => {
     const t = await started({ listen: [listener("udp"), listener("tcp")] });

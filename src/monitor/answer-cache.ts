@@ -31,7 +31,7 @@ export interface AnswerCacheOptions {
  * found through a 4-way set-associative index of typed arrays keyed by a hash of the branch,
  * checked against a hash of the Call-ID and the flow the request came on. A Map of a Buffer per
  * answer, at thousands of calls a second and tens of thousands of answers kept, cost the
- * garbage collector more than the redirect itself (about 10 µs of CPU a request against 1).
+ * garbage collector more than the redirect itself (about 10 µs of CPU a request; this, under 1).
  *
  * An answer is dropped when it is older than `maxAgeMs`, when the ring has come round over its
  * bytes, or when its index set is full of newer ones; the memory is fixed at start. Two

@@ -236,8 +236,9 @@ describe("monitor SIP redirect front with real proxies", () => {
     });
   });
 
-  // SIPp's branches restart with each run: the same branch in another call (another Call-ID)
-  // is a new request, answered and counted on its own.
+  // A branch is meant to be unique in space and time (RFC 3261 §8.1.1.7), but a client that
+  // reuses one (a counter restarted with its process) must not get another call's answer:
+  // the same branch in another call (another Call-ID) is a new request, answered and counted.
   test("a branch seen before in another call gets its own 302", async () => {
     await withFleet(1, async ({ monitor }) => {
       const peer = await RawUdp.bind();

@@ -14,6 +14,7 @@ export {
   signatureHeader,
   signatureOf,
   signedDatagram,
+  signingSecret,
   verifySignature,
   type SigningKey,
 } from "./report-signature.js";

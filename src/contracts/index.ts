@@ -1,4 +1,12 @@
-export { LOAD_REPORT_VERSION, loadReportSchema, type LoadReport } from "./load-report.js";
+export {
+  LOAD_REPORT_VERSION,
+  loadReportSchema,
+  parseLoadReport,
+  readLoadReport,
+  type LoadReport,
+  type LoadReportIssue,
+  type LoadReportResult,
+} from "./load-report.js";
 export {
   SIGNATURE_HEADER,
   parseSignatureHeader,
@@ -6,6 +14,7 @@ export {
   signatureHeader,
   signatureOf,
   signedDatagram,
+  signingSecret,
   verifySignature,
   type SigningKey,
 } from "./report-signature.js";

@@ -3,14 +3,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
-  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from "fastify";
 import type { Registry } from "prom-client";
-import { SIGNATURE_HEADER, parseSignatureHeader } from "../contracts/index.js";
 import type { Logger } from "../sip/index.js";
+import { httpPushHandler, isReportPush } from "./http-push.js";
 import type { ProxyAdapter } from "./monitor-config.js";
 import type { ProxyTable, ProxyView } from "./proxy-table.js";
 import type { PushIntake } from "./push-intake.js";
@@ -165,48 +164,30 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     return true;
   };
 
+  // Pushes (POST /v1/reports) and plain selects are answered on the server ahead of fastify
+  // (http-push.ts and selectDirectly say why); everything else, and pushes while fastify
+  // closes (its 503), go to fastify.
+  const push = httpPushHandler({ intake, bodyLimitBytes: options.reportBodyLimitBytes });
+  let closing = false;
   const app: FastifyInstance = Fastify({
     loggerInstance: options.log.child({ component: "monitor-http" }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    serverFactory: (route) =>
-      createServer((request, response) => {
-        if (!selectDirectly(request, response)) route(request, response);
-      }),
+    serverFactory: (handler, fastifyOptions) => {
+      const server = createServer((req, res) => {
+        if (!closing && isReportPush(req)) push(req, res);
+        else if (closing || !selectDirectly(req, res)) handler(req, res);
+      });
+      // What fastify sets on a server it makes itself.
+      server.keepAliveTimeout = fastifyOptions.keepAliveTimeout as number;
+      server.requestTimeout = fastifyOptions.requestTimeout as number;
+      server.setTimeout(fastifyOptions.connectionTimeout as number);
+      const maxRequests = fastifyOptions.maxRequestsPerSocket as number;
+      if (maxRequests > 0) server.maxRequestsPerSocket = maxRequests;
+      return server;
+    },
   });
-
-  // Pushes: the signature covers the exact bytes, so the body is kept raw (in its own scope,
-  // leaving JSON parsing as usual for the admin calls).
-  void app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) =>
-      done(null, body),
-    );
-    scope.setErrorHandler((error: FastifyError, _request, reply) => {
-      if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-        const outcome = intake.refuseTooLarge("http", `over ${options.reportBodyLimitBytes} bytes`);
-        if (!outcome.ok) {
-          return reply.code(outcome.status).send({ error: outcome.detail, reason: outcome.reason });
-        }
-      }
-      const status =
-        error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
-      return reply.code(status).send({ error: error.message, reason: "bad-request" });
-    });
-    scope.post(
-      "/v1/reports",
-      { bodyLimit: options.reportBodyLimitBytes },
-      async (request: FastifyRequest, reply: FastifyReply) => {
-        const header = request.headers[SIGNATURE_HEADER];
-        const signature = typeof header === "string" ? parseSignatureHeader(header) : undefined;
-        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const outcome =
-          signature === undefined
-            ? intake.refuseUnsigned("http", `no valid ${SIGNATURE_HEADER} header`)
-            : intake.take(body, signature.keyId, signature.sig, "http");
-        if (outcome.ok) return reply.code(204).send();
-        return reply.code(outcome.status).send({ error: outcome.detail, reason: outcome.reason });
-      },
-    );
+  app.addHook("preClose", async () => {
+    closing = true;
   });
 
   app.get("/v1/select", async (request: FastifyRequest, reply: FastifyReply) => {

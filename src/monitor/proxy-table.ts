@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { z } from "zod";
-import { loadReportSchema, type LoadReport } from "../contracts/index.js";
+import { parseLoadReport, type LoadReport } from "../contracts/index.js";
 import { TimerQueue, silentLogger, type Clock, type Logger, type Timer } from "../sip/index.js";
 import { defaultWorkload, type WorkloadFunction } from "./workload.js";
 
@@ -331,19 +331,19 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
    */
   ingest(input: unknown, options: IngestOptions): IngestResult {
     const wall = this.#wallNow();
-    const parsed = loadReportSchema.safeParse(input);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
+    const parsed = parseLoadReport(input);
+    if (!parsed.ok) {
+      const { issue } = parsed;
       const claimed =
         typeof input === "object" && input !== null && "proxy" in input ? input.proxy : undefined;
       return this.#refuse(
         typeof claimed === "string" ? claimed.slice(0, 64) : undefined,
         options.via,
         "malformed",
-        `${issue.path.map(String).join(".") || "report"}: ${issue.message}`,
+        `${issue.path || "report"}: ${issue.message}`,
       );
     }
-    const report = parsed.data;
+    const { report } = parsed;
     const { via } = options;
     if (
       options.workload !== undefined &&

@@ -1,4 +1,5 @@
-import { verifySignature, type SigningKey } from "../contracts/index.js";
+import type { KeyObject } from "node:crypto";
+import { signingSecret, verifySignature, type SigningKey } from "../contracts/index.js";
 import type { Clock, Logger } from "../sip/index.js";
 import { REFUSAL_WARN_EVERY_MS, type ProxyTable, type RefusalReason } from "./proxy-table.js";
 
@@ -72,7 +73,7 @@ export interface PushIntakeOptions {
  */
 export class PushIntake {
   readonly #table: ProxyTable;
-  readonly #keys: ReadonlyMap<string, string>;
+  readonly #keys: ReadonlyMap<string, KeyObject>;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #onRefused: PushIntakeOptions["onRefused"];
@@ -83,7 +84,7 @@ export class PushIntake {
 
   constructor(options: PushIntakeOptions) {
     this.#table = options.table;
-    this.#keys = new Map(options.keys.map((k) => [k.id, k.secret]));
+    this.#keys = new Map(options.keys.map((k) => [k.id, signingSecret(k.secret)]));
     this.#clock = options.clock;
     this.#log = options.log.child({ component: "push-intake" });
     this.#onRefused = options.onRefused;

@@ -160,6 +160,8 @@ async function startHttpMonitor(): Promise<{
   server: Server;
   url: string;
   requests: Inbox<PushRequest>;
+  /** TCP connections accepted so far. */
+  connections: () => number;
   stop(): Promise<void>;
 }> {
   const requests = new Inbox<PushRequest>();
@@ -177,12 +179,15 @@ async function startHttpMonitor(): Promise<{
       res.writeHead(204).end();
     });
   });
+  let connections = 0;
+  server.on("connection", () => connections++);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as { port: number };
   return {
     server,
     url: `http://127.0.0.1:${port}/v1/reports`,
     requests,
+    connections: () => connections,
     stop: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -641,6 +646,29 @@ describe("proxy load reports: signed pushes", () => {
       await monitor.stop();
       await udp.stop();
       await outside.stop();
+    }
+    assert.deepEqual(await openHandles(), baseline);
+  });
+
+  // A push on a kept-alive connection costs the monitor a fraction of one on a new connection
+  // (bench/monitor/ingest.ts): the reporter keeps its connection to each target.
+  test("HTTP pushes reuse one kept-alive connection to the target", async () => {
+    const baseline = await openHandles();
+    const monitor = await startHttpMonitor();
+    const proxy = new Proxy(
+      proxyConfig({ report: { intervalMs: 50, push: [monitor.url], key: KEY } }),
+    );
+    try {
+      await proxy.start();
+      await monitor.requests.until((r) => r.length >= 20, 5000, "20 HTTP pushes");
+      // A second one may open while the very first push is still connecting.
+      assert.ok(
+        monitor.connections() <= 2,
+        `${monitor.requests.items.length} pushes over ${monitor.connections()} connections`,
+      );
+    } finally {
+      await proxy.stop();
+      await monitor.stop();
     }
     assert.deepEqual(await openHandles(), baseline);
   });

@@ -144,18 +144,24 @@ describe("monitor with a fleet of proxy processes", () => {
       assert.equal(table.get("streamed")!.collection, "stream");
 
       // The on-query proxy has no report until a client asks; the first select fetches it.
-      const chosen = new Map<string, number>();
-      for (let i = 0; i < 100; i++) {
-        const proxy = await select(monitor);
-        assert.ok(proxy !== undefined, "a select is answered");
-        chosen.set(proxy, (chosen.get(proxy) ?? 0) + 1);
-      }
+      const first = await select(monitor);
+      assert.ok(first !== undefined, "a select is answered");
       const after = await listing(monitor);
       assert.equal(after.get("on-query")!.collection, "on-query");
       assert.equal(after.get("on-query")!.eligible, true);
-      for (const id of [...ids, "on-query"]) {
-        assert.ok((chosen.get(id) ?? 0) > 0, `${id} chosen (${[...chosen]})`);
-      }
+      // Every one is chosen: a proxy polled just after its start may report the tail of its
+      // start-up work for a report or two, so this keeps asking for a while.
+      const chosen = new Map<string, number>();
+      await eventually(
+        async () => {
+          const proxy = await select(monitor);
+          if (proxy !== undefined) chosen.set(proxy, (chosen.get(proxy) ?? 0) + 1);
+          return [...ids, "on-query"].every((id) => chosen.has(id)) ? true : undefined;
+        },
+        10_000,
+        "every proxy chosen",
+        5,
+      );
       assert.ok(monitor.collectorCounters().polls > 0, "on-query fetched");
     } finally {
       await monitor.stop();

@@ -17,7 +17,7 @@ import {
   verifySignature,
   type LoadReport,
 } from "../../src/contracts/index.js";
-import { Proxy } from "../../src/proxy/index.js";
+import { Proxy, workloadOf } from "../../src/proxy/index.js";
 import type { ProxyConfigInput } from "../../src/proxy/proxy-config.js";
 import {
   SipRequest,
@@ -648,6 +648,32 @@ describe("proxy load reports: signed pushes", () => {
       await outside.stop();
     }
     assert.deepEqual(await openHandles(), baseline);
+  });
+
+  // A restarted proxy must be choosable at once: the work of starting is not load it carries.
+  test("the first report does not count the event loop's work before start() (elu and cpu 0)", async () => {
+    const monitor = await startHttpMonitor();
+    const proxy = new Proxy(
+      proxyConfig({ report: { intervalMs: 60_000, push: [monitor.url], key: KEY } }),
+    );
+    try {
+      const busyUntil = performance.now() + 300;
+      while (performance.now() < busyUntil) {
+        // What loading a large store or config would cost before serving.
+      }
+      await proxy.start();
+      await monitor.requests.until((r) => r.length >= 1, 3000, "the first push");
+      const first = loadReportSchema.parse(
+        JSON.parse(monitor.requests.items[0]!.body.toString("utf8")),
+      );
+      assert.equal(first.seq, 0);
+      assert.equal(first.elu, 0, "no event-loop use measured yet");
+      assert.equal(first.cpu, 0, "no CPU measured yet");
+      assert.equal(workloadOf(first), 0, "an idle proxy at start is idle");
+    } finally {
+      await proxy.stop();
+      await monitor.stop();
+    }
   });
 
   // A push on a kept-alive connection costs the monitor a fraction of one on a new connection

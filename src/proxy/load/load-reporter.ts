@@ -56,6 +56,9 @@ export function workloadOf(
   return w;
 }
 
+/** CPU and event-loop use over less than this are not measured (reported as 0). */
+const MIN_MEASURED_WINDOW_MS = 20;
+
 /**
  * Makes the proxy's load reports (DESIGN.md "Load report") every `intervalMs` and pushes them,
  * signed, to each target; emits `report` for the HTTP stream; and pushes at once (at most every
@@ -90,6 +93,12 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
 
   start(): void {
     this.#running = true;
+    // Measure from here: the work of starting up (opening the store, binding sockets) is no
+    // load the proxy carries, and counted in its first report it kept a restarted proxy from
+    // being chosen for a while.
+    this.#elu = performance.eventLoopUtilization();
+    this.#cpu = process.cpuUsage();
+    this.#cpuAt = performance.now();
     if (this.options.push.some((t) => t.startsWith("udp://"))) {
       this.#udp = createSocket("udp4");
       this.#udp.unref();
@@ -111,13 +120,18 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
   /** A fresh report (also what GET /load answers). */
   make(): LoadReport {
     const s = this.sources;
-    const elu = performance.eventLoopUtilization(this.#elu);
-    this.#elu = performance.eventLoopUtilization();
-    const cpu = process.cpuUsage(this.#cpu);
     const now = performance.now();
-    const cores = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.#cpuAt);
-    this.#cpu = process.cpuUsage();
-    this.#cpuAt = now;
+    // A window too short to say anything (the report made at start): nothing measured yet, 0;
+    // the next report measures from the same point.
+    const measured = now - this.#cpuAt >= MIN_MEASURED_WINDOW_MS;
+    const elu = measured ? performance.eventLoopUtilization(this.#elu).utilization : 0;
+    const cpu = process.cpuUsage(this.#cpu);
+    const cores = measured ? (cpu.user + cpu.system) / 1000 / (now - this.#cpuAt) : 0;
+    if (measured) {
+      this.#elu = performance.eventLoopUtilization();
+      this.#cpu = process.cpuUsage();
+      this.#cpuAt = now;
+    }
     const report: LoadReport = {
       v: LOAD_REPORT_VERSION,
       proxy: this.options.proxyId,
@@ -132,7 +146,7 @@ export class LoadReporter extends EventEmitter<{ report: [LoadReport] }> {
       media: s.media(),
       cps: round(s.cps()),
       cpu: round(s.cpu?.() ?? cores),
-      elu: round(Math.min(1, Math.max(0, s.elu?.() ?? elu.utilization))),
+      elu: round(Math.min(1, Math.max(0, s.elu?.() ?? elu))),
       store: s.store(),
       capacity: s.capacity,
       uris: s.uris,

@@ -1,5 +1,5 @@
-import { get } from "node:http";
 import type { Clock } from "../../sip/index.js";
+import { httpExchange } from "./http-exchange.js";
 
 /** A fetched report (still unchecked: the table validates it) or why there is none. */
 export type FetchOutcome =
@@ -22,52 +22,12 @@ export interface FetchLoadOptions {
  * a body that is not JSON is a failure with its reason. No agent, so that no keep-alive
  * socket outlives the request; the timeout runs on the injected clock.
  */
-export function fetchLoad(options: FetchLoadOptions): Promise<FetchOutcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (outcome: FetchOutcome): void => {
-      if (settled) return;
-      settled = true;
-      options.clock.clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      request.destroy();
-      resolve(outcome);
-    };
-    const onAbort = (): void => finish({ ok: false, reason: "stopped" });
-    const request = get(
-      options.url,
-      { agent: false, headers: { accept: "application/json", connection: "close" } },
-      (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          finish({ ok: false, reason: `status ${response.statusCode}` });
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_LOAD_BODY_BYTES) finish({ ok: false, reason: "body too large" });
-          else chunks.push(chunk);
-        });
-        response.on("end", () => {
-          try {
-            finish({ ok: true, report: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
-          } catch {
-            finish({ ok: false, reason: "body is not JSON" });
-          }
-        });
-        response.on("error", (e) => finish({ ok: false, reason: e.message }));
-      },
-    );
-    request.on("error", (e: NodeJS.ErrnoException) =>
-      finish({ ok: false, reason: e.code ?? e.message }),
-    );
-    const timer = options.clock.setTimeout(
-      () => finish({ ok: false, reason: `no answer in ${options.timeoutMs} ms` }),
-      options.timeoutMs,
-    );
-    if (options.signal?.aborted === true) onAbort();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-  });
+export async function fetchLoad(options: FetchLoadOptions): Promise<FetchOutcome> {
+  const outcome = await httpExchange({ ...options, maxBodyBytes: MAX_LOAD_BODY_BYTES });
+  if (!outcome.ok) return outcome;
+  try {
+    return { ok: true, report: JSON.parse(outcome.body.toString("utf8")) };
+  } catch {
+    return { ok: false, reason: "body is not JSON" };
+  }
 }

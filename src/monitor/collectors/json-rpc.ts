@@ -1,6 +1,5 @@
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
 import type { Clock } from "../../sip/index.js";
+import { httpExchange } from "./http-exchange.js";
 
 /** Kamailio's answers to the calls the monitor makes are a few hundred bytes. */
 const MAX_RPC_BODY_BYTES = 256 * 1024;
@@ -35,70 +34,25 @@ let nextId = 0;
  * failure with its reason. No agent, so that no keep-alive socket outlives the call; the
  * timeout runs on the injected clock.
  */
-export function jsonRpcCall(options: JsonRpcCallOptions): Promise<RpcOutcome> {
-  return new Promise((resolve) => {
-    const id = ++nextId;
-    const body = Buffer.from(
-      JSON.stringify({
-        jsonrpc: "2.0",
-        method: options.method,
-        ...(options.params === undefined ? {} : { params: options.params }),
-        id,
-      }),
-    );
-    let settled = false;
-    const finish = (outcome: RpcOutcome): void => {
-      if (settled) return;
-      settled = true;
-      options.clock.clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      request.destroy();
-      resolve(outcome);
-    };
-    const onAbort = (): void => finish({ ok: false, reason: "stopped" });
-    const onResponse = (response: IncomingMessage): void => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        finish({ ok: false, reason: `status ${response.statusCode}` });
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_RPC_BODY_BYTES) finish({ ok: false, reason: "body too large" });
-        else chunks.push(chunk);
-      });
-      response.on("end", () => finish(readAnswer(Buffer.concat(chunks), id)));
-      response.on("error", (e) => finish({ ok: false, reason: e.message }));
-    };
-    const request = (options.url.startsWith("https:") ? httpsRequest : httpRequest)(
-      options.url,
-      {
-        method: "POST",
-        agent: false,
-        headers: {
-          "content-type": "application/json",
-          "content-length": body.length,
-          accept: "application/json",
-          connection: "close",
-        },
-      },
-      onResponse,
-    );
-    request.on("error", (e: NodeJS.ErrnoException) =>
-      finish({ ok: false, reason: e.code ?? e.message }),
-    );
-    const timer = options.clock.setTimeout(
-      () => finish({ ok: false, reason: `no answer in ${options.timeoutMs} ms` }),
-      options.timeoutMs,
-    );
-    if (options.signal?.aborted === true) onAbort();
-    else {
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      request.end(body);
-    }
+export async function jsonRpcCall(options: JsonRpcCallOptions): Promise<RpcOutcome> {
+  const id = ++nextId;
+  const body = Buffer.from(
+    JSON.stringify({
+      jsonrpc: "2.0",
+      method: options.method,
+      ...(options.params === undefined ? {} : { params: options.params }),
+      id,
+    }),
+  );
+  const outcome = await httpExchange({
+    url: options.url,
+    body,
+    maxBodyBytes: MAX_RPC_BODY_BYTES,
+    timeoutMs: options.timeoutMs,
+    clock: options.clock,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
+  return outcome.ok ? readAnswer(outcome.body, id) : outcome;
 }
 
 /** The `result` of a JSON-RPC response to call `id`, or why it is not one. */

@@ -47,6 +47,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { fixturePath } from "../test/helpers/paths.js";
 import { freePort, waitForBound } from "../test/helpers/sipp.js";
+import { cpuSeconds } from "./proc-cpu.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
@@ -69,7 +70,6 @@ const WARMUP_SECONDS = 2;
 const WARMUP_MAX_RATE = 500;
 /** Messages SIPp sends in a call: the caller INVITE, ACK, BYE; the callee 180, 200, 200. */
 const MESSAGES_SENT_PER_CALL = 6;
-const CLK_TCK = 100;
 /** SIPp's open-call limit stays under the open-file limit (SIPp warns about it otherwise). */
 const OPEN_CALLS_MAX = 19_000;
 
@@ -211,30 +211,6 @@ function tail(stream: NodeJS.ReadableStream | null, max = 4000): () => string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** CPU seconds (user + system) of a process and all its descendants, from /proc. */
-function cpuSeconds(rootPid: number): number {
-  const parents = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-      ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the process ended while we read
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    let p: number | undefined = pid;
-    while (p !== undefined && p > 1 && p !== rootPid) p = parents.get(p);
-    if (p === rootPid) total += t;
-  }
-  return total / CLK_TCK;
-}
 
 // ---- the targets ----
 

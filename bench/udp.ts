@@ -5,11 +5,12 @@
 // retransmissions, and the server's CPU time per request (from /proc) at the highest rate
 // both passed. Prints a table; the last line is a JSON object of the figures.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startSipp, waitForBound } from "../test/helpers/sipp.js";
+import { cpuSeconds } from "./proc-cpu.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
@@ -19,7 +20,6 @@ const RATES = (process.env.BENCH_RATES ?? "2000,4000,6000,8000,10000,12000,14000
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** CPU per request is the median of three runs at this rate, below every server's limit. */
 const CPU_RATE = Number(process.env.BENCH_CPU_RATE ?? 6000);
-const CLK_TCK = 100;
 
 function have(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
@@ -35,30 +35,6 @@ for (const [tool, pkg] of [
   }
 }
 const pin = have("taskset");
-
-/** CPU seconds (user + system) of a process and all its descendants, from /proc. */
-function cpuSeconds(rootPid: number): number {
-  const parents = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-      ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the process ended while we read
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    let p: number | undefined = pid;
-    while (p !== undefined && p > 1 && p !== rootPid) p = parents.get(p);
-    if (p === rootPid) total += t;
-  }
-  return total / CLK_TCK;
-}
 
 interface Server {
   name: string;

@@ -3,12 +3,13 @@
 // from /proc; pinning with taskset; temporary folders; the monitor as a `sipsteer monitor`
 // child; free ports.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import type { SigningKey } from "../../src/contracts/index.js";
+import { cpuSeconds } from "../proc-cpu.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The project root (dist/bench/monitor → three up). */
@@ -17,7 +18,6 @@ export const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 export const DOMAIN = "sipsteer.test";
 export const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 export const KEY: SigningKey = { id: "bench", secret: "a-shared-bench-report-secret" };
-const CLK_TCK = 100;
 
 export function have(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
@@ -169,30 +169,6 @@ export function firstJsonLine(
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** CPU seconds (user + system) of a process and all its descendants, from /proc. */
-export function cpuSeconds(rootPid: number): number {
-  const parents = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-      ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // the process ended while we read
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    let p: number | undefined = pid;
-    while (p !== undefined && p > 1 && p !== rootPid) p = parents.get(p);
-    if (p === rootPid) total += t;
-  }
-  return total / CLK_TCK;
-}
-
 /**
  * Waits until `pid` (and its children) use under 5% of a core over half a second, at most
  * `maxMs`: a front that fell behind keeps retransmitting its 302s for Timer H (32 s), which
@@ -299,3 +275,5 @@ export async function waitEligible(http: string, count: number, timeoutMs = 15_0
     `${count} eligible proxies at ${http}`,
   );
 }
+
+export { cpuSeconds };

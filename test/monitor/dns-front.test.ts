@@ -87,8 +87,10 @@ function dig(port: number, ...args: string[]): Promise<Dig> {
 interface Fleet {
   readonly monitor: Monitor;
   readonly proxies: readonly Proxy[];
-  /** The DNS front's port (UDP and TCP share it). */
+  /** The DNS front's UDP port. */
   readonly port: number;
+  /** Its TCP port: the UDP port's twin unless that was taken (then another free one). */
+  readonly tcpPort: number;
 }
 
 function monitorConfig(over: Partial<MonitorConfigInput> = {}): MonitorConfigInput {
@@ -148,11 +150,12 @@ async function startFleet(): Promise<Fleet> {
       "3 eligible proxies",
     );
   } catch (e) {
-    await stopFleet({ monitor, proxies, port: 0 });
+    await stopFleet({ monitor, proxies, port: 0, tcpPort: 0 });
     throw e;
   }
   const port = monitor.dnsListeners.find((l) => l.protocol === "udp")!.port;
-  return { monitor, proxies, port };
+  const tcpPort = monitor.dnsListeners.find((l) => l.protocol === "tcp")!.port;
+  return { monitor, proxies, port, tcpPort };
 }
 
 async function stopFleet(fleet: Fleet): Promise<void> {
@@ -262,7 +265,7 @@ describe("monitor DNS front with real proxies, dig and baresip", () => {
 
   test("over TCP: the same answers (SRV for _sip._tcp, the proxies' TCP ports)", async (t) => {
     if (!requireTool(t, "dig", "bind9-dnsutils")) return;
-    const srv = await dig(fleet.port, "+tcp", `_sip._tcp.${ZONE}`, "SRV");
+    const srv = await dig(fleet.tcpPort, "+tcp", `_sip._tcp.${ZONE}`, "SRV");
     assert.equal(srv.status, "NOERROR", srv.output);
     const tcpPorts = fleet.proxies.map((p) =>
       String(p.listeners.find((l) => l.protocol === "tcp")!.port),
@@ -275,7 +278,7 @@ describe("monitor DNS front with real proxies, dig and baresip", () => {
         [`p1.${ZONE}.`, tcpPorts[0]],
       ],
     );
-    const soa = await dig(fleet.port, "+tcp", ZONE, "SOA");
+    const soa = await dig(fleet.tcpPort, "+tcp", ZONE, "SOA");
     assert.equal(soa.answer[0]?.[3], "SOA");
   });
 
@@ -447,7 +450,7 @@ describe("monitor DNS front without eligible proxies", () => {
         5000,
         "every proxy stale",
       );
-      const d = await dig(fleet.port, "+tcp", `_sip._udp.${ZONE}`, "SRV");
+      const d = await dig(fleet.tcpPort, "+tcp", `_sip._udp.${ZONE}`, "SRV");
       assert.equal(d.status, "SERVFAIL", d.output);
     } finally {
       await stopFleet(fleet);

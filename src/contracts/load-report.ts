@@ -157,7 +157,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** z.string().min(1).max(64), in UTF-16 units (at most as many as code points allow). */
+/** z.string().min(1).max(64), counted in UTF-16 units: what fits in units fits in code points. */
 function isId(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= 64;
 }

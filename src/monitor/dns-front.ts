@@ -63,6 +63,15 @@ export const DNS_MAX_TCP_WRITE_BACKLOG_BYTES = 256 * 1024;
 export const DNS_UDP_RECEIVE_BUFFER_BYTES = 4 * 1_048_576;
 /** UDP socket errors are warned about at most this often. */
 const SOCKET_WARN_EVERY_MS = 10_000;
+/** A bound UDP listener and the port its config asked for (0: any). */
+interface UdpListener {
+  socket: UdpSocket;
+  bound: DnsListener;
+  requestedPort: number;
+}
+
+/** Tries at a UDP and TCP listener pair on one ephemeral port before TCP takes any port. */
+const TWIN_PORT_ATTEMPTS = 8;
 /** Prepared replies kept (keyed by what they say); the cache is emptied when it fills up. */
 const MAX_PREPARED_REPLIES = 4096;
 
@@ -256,7 +265,7 @@ export class DnsFront {
   readonly #maxSrv: number;
   readonly #maxTcp: number;
   readonly #tcpIdleMs: number;
-  readonly #udp: { socket: UdpSocket; bound: DnsListener }[] = [];
+  readonly #udp: UdpListener[] = [];
   readonly #tcp: { server: Server; bound: DnsListener }[] = [];
   readonly #connections = new Set<DnsTcpConnection>();
   /** Answers per rcode value (0…16). */
@@ -394,37 +403,65 @@ export class DnsFront {
       this.#onDatagram(socket, message, peer),
     );
     const { address, port } = socket.address();
-    this.#udp.push({ socket, bound: { protocol: "udp", address, port } });
+    this.#udp.push({
+      socket,
+      bound: { protocol: "udp", address, port },
+      requestedPort: listener.port,
+    });
+  }
+
+  async #closeUdp(entry: UdpListener): Promise<void> {
+    this.#udp.splice(this.#udp.indexOf(entry), 1);
+    await new Promise<void>((resolve) => entry.socket.close(() => resolve()));
   }
 
   async #bindTcp(listener: DnsListenerOptions): Promise<void> {
-    // A client that got TC over UDP asks again over TCP at the same address and port.
-    const sameUdp = this.#udp.find((u) => u.bound.address === listener.address);
-    const ports =
-      listener.port === 0 && sameUdp !== undefined ? [sameUdp.bound.port, 0] : [listener.port];
-    for (const [i, port] of ports.entries()) {
-      const server = createServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen({ host: listener.address, port, exclusive: true }, () => {
-            server.off("error", reject);
-            resolve();
-          });
-        });
-      } catch (e) {
-        if (i + 1 < ports.length && (e as NodeJS.ErrnoException).code === "EADDRINUSE") continue;
-        throw e;
-      }
-      server.on("error", (e) => this.#log.warn({ err: e }, "DNS TCP server error"));
-      const bound = server.address();
-      if (bound === null || typeof bound === "string") throw new Error("DNS TCP did not bind");
-      this.#tcp.push({
-        server,
-        bound: { protocol: "tcp", address: bound.address, port: bound.port },
-      });
+    // A client that got TC over UDP asks again over TCP at the same address and port. With both
+    // on port 0 the pair is picked together: when another process holds the UDP port's TCP twin,
+    // the UDP socket moves to another ephemeral port (a few tries), and only then does TCP take
+    // any free port (logged: such a front answers truncated clients at another port).
+    if (listener.port !== 0) {
+      await this.#listenTcp(listener.address, listener.port);
       return;
     }
+    for (let attempt = 0; attempt < TWIN_PORT_ATTEMPTS; attempt++) {
+      const udp = this.#udp.find((u) => u.bound.address === listener.address);
+      if (udp === undefined) break;
+      try {
+        await this.#listenTcp(listener.address, udp.bound.port);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
+        if (udp.requestedPort !== 0) break;
+        await this.#closeUdp(udp);
+        await this.#bindUdp({ protocol: "udp", address: listener.address, port: 0 });
+      }
+    }
+    await this.#listenTcp(listener.address, 0);
+    if (this.#udp.some((u) => u.bound.address === listener.address)) {
+      this.#log.warn(
+        { address: listener.address, tcp: this.#tcp.at(-1)?.bound.port },
+        "DNS TCP could not share the UDP port; truncated answers must be retried at the TCP port",
+      );
+    }
+  }
+
+  async #listenTcp(address: string, port: number): Promise<void> {
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: address, port, exclusive: true }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", (e) => this.#log.warn({ err: e }, "DNS TCP server error"));
+    const bound = server.address();
+    if (bound === null || typeof bound === "string") throw new Error("DNS TCP did not bind");
+    this.#tcp.push({
+      server,
+      bound: { protocol: "tcp", address: bound.address, port: bound.port },
+    });
   }
 
   /**

@@ -4,7 +4,7 @@
 // honoured, damaged input never throws, and TCP framing, idle timeout and the connection cap
 // hold on real sockets.
 import assert from "node:assert/strict";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { decode, encode, type Answer, type DecodedPacket, type Packet } from "dns-packet";
@@ -621,5 +621,35 @@ describe("DnsFront over TCP (RFC 7766) on real sockets", () => {
       first.end();
       await firstReader.closed;
     });
+  });
+
+  test("a UDP port whose TCP twin another process holds: TCP listens on another free port", async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen({ host: "127.0.0.1", port: 0 }, r));
+    const held = (holder.address() as AddressInfo).port;
+    const parts = fleet();
+    const f = front(parts, {
+      listen: [
+        { protocol: "udp", address: "127.0.0.1", port: held },
+        { protocol: "tcp", address: "127.0.0.1", port: 0 },
+      ],
+    });
+    try {
+      await f.start();
+      const tcp = f.listeners.find((l) => l.protocol === "tcp")!;
+      assert.notEqual(tcp.port, held);
+      const socket = await open(tcp.port);
+      const reader = framedReader(socket);
+      socket.write(frame(query(ZONE, "SOA")));
+      assert.equal((await reader.next()).answers?.[0]?.type, "SOA");
+      socket.end();
+      await reader.closed;
+    } finally {
+      await f.stop();
+      await new Promise((r) => holder.close(r));
+      parts.selector.dispose();
+      parts.table.dispose();
+    }
+    assert.deepEqual(await openHandles(), {});
   });
 });

@@ -150,12 +150,20 @@ const rows: string[][] = [
     met(sipPerS === undefined || !kamPerS ? undefined : sipPerS >= 0.5 * kamPerS),
   ],
   [
-    "report ingest, % of a core (HTTP)",
+    "report ingest, % of a core (HTTP, median s)",
     num(ingestPct),
-    ingest === undefined ? "-" : `UDP pushes: ${num(ingest.udp.corePct)}`,
-    "-",
+    `${num(ingest?.bareHttp.corePct)} (bare Node HTTP)`,
+    num(ratio(ingestPct, ingest?.bareHttp.corePct)),
     "< 5%",
     met(ingestPct === undefined ? undefined : ingestPct < 5),
+  ],
+  [
+    "report ingest over UDP, % of a core",
+    num(ingest?.udp.corePct),
+    `${num(ingest?.bareUdp.corePct)} (bare Node UDP)`,
+    num(ratio(ingest?.udp.corePct, ingest?.bareUdp.corePct)),
+    "< 5%",
+    met(ingest === undefined ? undefined : ingest.udp.corePct < 5),
   ],
   [
     "failover, ms (median)",
@@ -185,7 +193,9 @@ if (dns?.note) console.log(`\nDNS: ${dns.note}`);
 if (ingest !== undefined) {
   console.log(
     `\nIngest: the idle monitor uses ${ingest.idleCorePct}% of a core; the figures include it. ` +
-      `HTTP is the proxy's default push (POST /v1/reports).`,
+      `HTTP is the proxy's default push (POST /v1/reports). The figures are the median ` +
+      `one-second window; the means: HTTP ${ingest.http.meanCorePct}% (bare ${ingest.bareHttp.meanCorePct}%), ` +
+      `UDP ${ingest.udp.meanCorePct}% (bare ${ingest.bareUdp.meanCorePct}%).`,
   );
 }
 if (errors.length > 0) console.log(`\nErrors:\n${errors.join("\n")}`);
@@ -210,6 +220,10 @@ const figures = {
   sip302_ratio: ratio(sipPerS, kamPerS),
   report_ingest_push: "http",
   report_ingest_udp_core_pct: round(ingest?.udp.corePct, 2),
+  report_ingest_mean_core_pct: round(ingest?.http.meanCorePct, 2),
+  report_ingest_udp_mean_core_pct: round(ingest?.udp.meanCorePct, 2),
+  bare_node_http_ingest_core_pct: round(ingest?.bareHttp.corePct, 2),
+  bare_node_udp_ingest_core_pct: round(ingest?.bareUdp.corePct, 2),
   report_ingest_idle_core_pct: round(ingest?.idleCorePct, 2),
   failover_kills_ms: failover?.kills.map((k) => Math.max(k.selectMs, k.proxiesMs)) ?? null,
   failover_rejoin_ms: failover?.rejoinMs ?? null,

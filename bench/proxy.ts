@@ -46,7 +46,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { fixturePath } from "../test/helpers/paths.js";
-import { freePort, waitForBound } from "../test/helpers/sipp.js";
+import { callArgs, freePort, registerArgs, waitForBound } from "../test/helpers/sipp.js";
 import { cpuSeconds } from "./proc-cpu.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -448,17 +448,7 @@ async function register(target: Target, user: string, contactPort: number): Prom
       String(await freePort()),
       "-m",
       "1",
-      "-s",
-      user,
-      "-key",
-      "domain",
-      DOMAIN,
-      "-key",
-      "contact_host",
-      "127.0.0.1",
-      "-key",
-      "contact_port",
-      String(contactPort),
+      ...registerArgs(user, contactPort),
     ],
     15_000,
   );
@@ -494,16 +484,7 @@ async function startCaller(
       // limit (20,000 here), which SIPp warns about.
       "-l",
       String(Math.min(OPEN_CALLS_MAX, Math.max(1000, rate * (Math.ceil(holdMs / 1000) + 3)))),
-      "-d",
-      String(holdMs),
-      "-s",
-      user,
-      "-key",
-      "domain",
-      DOMAIN,
-      "-key",
-      "caller",
-      "alice",
+      ...callArgs(user, holdMs),
       "-recv_timeout",
       "8000",
       "-max_retrans",

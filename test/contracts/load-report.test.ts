@@ -11,6 +11,7 @@ import {
   readLoadReport,
   type LoadReport,
 } from "../../src/contracts/index.js";
+import { report } from "../monitor/reports.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 
@@ -188,25 +189,7 @@ describe("load report validation (fast-check, zod as the oracle)", () => {
   });
 
   test("refusals name the field as zod does", () => {
-    const good: LoadReport = {
-      v: 1,
-      proxy: "p1",
-      boot: "b1",
-      seq: 1,
-      at: 1_800_000_000_000,
-      interval: 250,
-      state: "active",
-      calls: 0,
-      registrations: 0,
-      transactions: 0,
-      media: 0,
-      cps: 0,
-      cpu: 0,
-      elu: 0,
-      store: "ok",
-      capacity: { calls: 0, media: 0 },
-      uris: { udp: "sip:p1.test:5060" },
-    };
+    const good: LoadReport = report("p1", { boot: "b1", uris: { udp: "sip:p1.test:5060" } });
     const cases: [unknown, string, string][] = [
       [null, "", "Invalid input: expected object, received null"],
       [[good], "", "Invalid input: expected object, received array"],

@@ -2,7 +2,15 @@
 // and waits for the BYE, and a caller (call-uac.xml) that holds each call `holdMs` before
 // hanging up. What makes a proxy's dialog count (and so its workload) rise for real.
 import assert from "node:assert/strict";
-import { freePort, startSipp, waitForBound, type SippResult, type SippRun } from "./sipp.js";
+import {
+  callArgs,
+  freePort,
+  registerArgs,
+  startSipp,
+  waitForBound,
+  type SippResult,
+  type SippRun,
+} from "./sipp.js";
 
 export const DOMAIN = "sipsteer.test";
 
@@ -36,19 +44,7 @@ export async function registerContact(
     localPort: await freePort(),
     calls: 1,
     timeoutMs: 20_000,
-    extraArgs: [
-      "-s",
-      user,
-      "-key",
-      "domain",
-      DOMAIN,
-      "-key",
-      "contact_host",
-      "127.0.0.1",
-      "-key",
-      "contact_port",
-      String(contactPort),
-    ],
+    extraArgs: registerArgs(user, contactPort),
   });
   const result = await run.result;
   assert.equal(result.successful, 1, `REGISTER of ${user} failed:\n${result.output}`);
@@ -74,18 +70,7 @@ export async function holdCalls(options: HoldOptions): Promise<SippRun> {
     calls: options.calls,
     rate: 20,
     timeoutMs: options.holdMs + 60_000,
-    extraArgs: [
-      "-d",
-      String(options.holdMs),
-      "-s",
-      options.user,
-      "-key",
-      "domain",
-      DOMAIN,
-      "-key",
-      "caller",
-      "alice",
-    ],
+    extraArgs: callArgs(options.user, options.holdMs),
   });
 }
 

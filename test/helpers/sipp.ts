@@ -159,3 +159,43 @@ export async function waitForBound(
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** The domain the SIPp scenarios' Request-URIs and To/From use (`-key domain`). */
+export const SIPP_DOMAIN = "sipsteer.test";
+
+/**
+ * SIPp arguments for register-contact-uac.xml: `user` registers a Contact at 127.0.0.1:
+ * `contactPort` (where a SIPp callee listens), with digest credentials when `password` is given.
+ */
+export function registerArgs(user: string, contactPort: number, password?: string): string[] {
+  return [
+    "-s",
+    user,
+    "-key",
+    "domain",
+    SIPP_DOMAIN,
+    "-key",
+    "contact_host",
+    "127.0.0.1",
+    "-key",
+    "contact_port",
+    String(contactPort),
+    ...(password === undefined ? [] : ["-au", user, "-ap", password]),
+  ];
+}
+
+/** SIPp arguments for the call-uac scenarios: `caller` calls `callee`, each call held `holdMs`. */
+export function callArgs(callee: string, holdMs: number, caller = "alice"): string[] {
+  return [
+    "-d",
+    String(holdMs),
+    "-s",
+    callee,
+    "-key",
+    "domain",
+    SIPP_DOMAIN,
+    "-key",
+    "caller",
+    caller,
+  ];
+}

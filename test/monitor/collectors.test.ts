@@ -14,10 +14,12 @@ import {
   type ProxyListing,
 } from "../../src/monitor/index.js";
 import { Proxy } from "../../src/proxy/index.js";
+import type { LoadReport } from "../../src/contracts/index.js";
 import { silentLogger } from "../../src/sip/index.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { openHandles } from "../helpers/handles.js";
 import { eventually } from "../helpers/eventually.js";
+import { report as validReport } from "./reports.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
@@ -432,26 +434,14 @@ describe("monitor config: configured proxies and their collection", () => {
 
 // ---- the poller's timing on a fake clock, against a scripted /load ------------------------------
 
-function report(seq: number) {
-  return {
-    v: 1,
-    proxy: "px",
+function report(seq: number): LoadReport {
+  return validReport("px", {
     boot: "b1",
     seq,
     at: Date.now(),
     interval: 60_000,
-    state: "active",
-    calls: 0,
-    registrations: 0,
-    transactions: 0,
-    media: 0,
-    cps: 0,
-    cpu: 0,
-    elu: 0,
-    store: "ok",
-    capacity: { calls: 0, media: 0 },
     uris: { udp: "sip:127.0.0.99:5060" },
-  };
+  });
 }
 
 /** Lets the loopback requests and their promises run; the fake clock does not move. */

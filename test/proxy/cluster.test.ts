@@ -22,7 +22,9 @@ import {
   until,
 } from "../helpers/sip-caller.js";
 import {
+  callArgs,
   freePort,
+  registerArgs,
   startSipp,
   waitForBound,
   type SippOptions,
@@ -110,19 +112,7 @@ describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () 
         remote: `127.0.0.1:${proxyPort}`,
         localPort: await freePort(),
         calls: 1,
-        extraArgs: [
-          "-s",
-          user,
-          "-key",
-          "domain",
-          DOMAIN,
-          "-key",
-          "contact_host",
-          "127.0.0.1",
-          "-key",
-          "contact_port",
-          String(calleePort),
-        ],
+        extraArgs: registerArgs(user, calleePort),
       });
       assert.equal(registered.successful, 1, registered.output);
       const caller = await sipp({
@@ -133,7 +123,7 @@ describe(`the proxy on ${WORKERS} worker processes`, { concurrency: false }, () 
         calls,
         rate,
         timeoutMs: 120_000,
-        extraArgs: ["-d", "0", "-s", user, "-key", "domain", DOMAIN, "-key", "caller", "alice"],
+        extraArgs: callArgs(user, 0),
       });
       return { caller, callee: await callee.result };
     } finally {

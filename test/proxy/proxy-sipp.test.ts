@@ -8,7 +8,9 @@ import { Proxy, type ProxyConfigInput } from "../../src/proxy/index.js";
 import { Credentials } from "../../src/sip/index.js";
 import { openHandles } from "../helpers/handles.js";
 import {
+  callArgs,
   freePort,
+  registerArgs,
   startSipp,
   waitForBound,
   type SippOptions,
@@ -60,20 +62,7 @@ async function registerCallee(
     remote: `127.0.0.1:${portOf(proxy, transport === "u1" ? "udp" : "tcp")}`,
     localPort: await freePort(),
     calls: 1,
-    extraArgs: [
-      "-s",
-      user,
-      "-key",
-      "domain",
-      DOMAIN,
-      "-key",
-      "contact_host",
-      "127.0.0.1",
-      "-key",
-      "contact_port",
-      String(contactPort),
-      ...(password === undefined ? [] : ["-au", user, "-ap", password]),
-    ],
+    extraArgs: registerArgs(user, contactPort, password),
   });
   assert.equal(result.successful, 1, `REGISTER of ${user} failed:\n${result.output}`);
 }
@@ -107,16 +96,7 @@ async function callThrough(
       rate,
       timeoutMs: 120_000,
       extraArgs: [
-        "-d",
-        "0",
-        "-s",
-        user,
-        "-key",
-        "domain",
-        DOMAIN,
-        "-key",
-        "caller",
-        auth?.caller ?? "alice",
+        ...callArgs(user, 0, auth?.caller),
         ...(auth === undefined ? [] : ["-au", auth.caller, "-ap", auth.password]),
       ],
     });

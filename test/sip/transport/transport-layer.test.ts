@@ -2,7 +2,7 @@
 // IPv6, RFC 3581 received/rport, RFC 3261 §18.2.2 response routing, RFC 5626 keep-alives,
 // allowedDestinations, limits on connections, idle timeouts, and stop() leaving nothing open.
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { connect as netConnect } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -27,6 +27,27 @@ const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 
 function nextMessage(transport: TransportLayer): Promise<InboundMessage> {
   return once(transport, "message").then(([m]) => m as InboundMessage);
+}
+
+/**
+ * A UDP transport layer and a peer socket on loopback: the peer sends a request whose top Via
+ * is `via`, and `body` runs once it has arrived; both are closed after.
+ */
+async function afterUdpRequest(
+  via: string,
+  body: (inbound: InboundMessage, peer: Socket, server: TransportLayer) => Promise<void>,
+): Promise<void> {
+  const server = await started({ listen: [listener("udp")] });
+  const peer = createSocket("udp4");
+  try {
+    await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
+    const arrived = nextMessage(server);
+    peer.send(rawRequest(via), server.boundListeners[0]!.port, "127.0.0.1");
+    await body(await arrived, peer, server);
+  } finally {
+    peer.close();
+    await server.stop();
+  }
 }
 
 async function started(options: TransportOptionsInput, clock?: FakeClock): Promise<TransportLayer> {
@@ -341,18 +362,9 @@ describe("what peers get wrong", () => {
   });
 
   test("responses go to received and rport, not to the private sent-by (RFC 3581 NAT)", async () => {
-    const server = await started({ listen: [listener("udp")] });
-    const peer = createSocket("udp4");
-    try {
-      await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
-      const arrived = nextMessage(server);
-      // The phone believes it is 10.1.2.3:5060; the packet comes from 127.0.0.1:<peer port>.
-      peer.send(
-        rawRequest("SIP/2.0/UDP 10.1.2.3:5060;rport;branch=z9hG4bKnat"),
-        server.boundListeners[0]!.port,
-        "127.0.0.1",
-      );
-      const inbound = await arrived;
+    // The phone believes it is 10.1.2.3:5060; the packet comes from 127.0.0.1:<peer port>.
+    const privateVia = "SIP/2.0/UDP 10.1.2.3:5060;rport;branch=z9hG4bKnat";
+    await afterUdpRequest(privateVia, async (inbound, peer, server) => {
       const via = inbound.message.topVia!;
       assert.equal(via.received, "127.0.0.1");
       assert.equal(via.rport, peer.address().port);
@@ -363,56 +375,29 @@ describe("what peers get wrong", () => {
       assert.equal((response as SipResponse).status, 200);
       assert.match(reply.toString(), /;received=127\.0\.0\.1/);
       assert.match(reply.toString(), new RegExp(`;rport=${peer.address().port}`));
-    } finally {
-      peer.close();
-      await server.stop();
-    }
+    });
   });
 
   test("received is added when sent-by differs from the source, even without rport", async () => {
-    const server = await started({ listen: [listener("udp")] });
-    const peer = createSocket("udp4");
-    try {
-      await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
-      const arrived = nextMessage(server);
-      peer.send(
-        rawRequest("SIP/2.0/UDP phone.example.com;branch=z9hG4bKname"),
-        server.boundListeners[0]!.port,
-        "127.0.0.1",
-      );
-      const via = (await arrived).message.topVia!;
+    await afterUdpRequest("SIP/2.0/UDP phone.example.com;branch=z9hG4bKname", async (inbound) => {
+      const via = inbound.message.topVia!;
       assert.equal(via.received, "127.0.0.1");
       assert.equal(via.rport, undefined);
-    } finally {
-      peer.close();
-      await server.stop();
-    }
+    });
   });
 });
 
 describe("stateless answers", () => {
   // RFC 3261 §8.2.7 / §18.2.2: bytes built by a stateless UAS go where the request's Via says.
   test("sendResponseBytesNow sends prebuilt bytes to received and rport", async () => {
-    const server = await started({ listen: [listener("udp")] });
-    const peer = createSocket("udp4");
-    try {
-      await new Promise<void>((r) => peer.bind(0, "127.0.0.1", () => r()));
-      const arrived = nextMessage(server);
-      peer.send(
-        rawRequest("SIP/2.0/UDP 10.1.2.3:5060;rport;branch=z9hG4bKbytes"),
-        server.boundListeners[0]!.port,
-        "127.0.0.1",
-      );
-      const inbound = await arrived;
+    const via = "SIP/2.0/UDP 10.1.2.3:5060;rport;branch=z9hG4bKbytes";
+    await afterUdpRequest(via, async (inbound, peer, server) => {
       const bytes = respond(inbound.message as SipRequest, 200).toBuffer();
       const sent = server.sendResponseBytesNow(bytes, inbound.message.topVia!, inbound.flow);
       assert.equal(sent?.bytes, bytes);
       const [reply] = (await once(peer, "message")) as [Buffer];
       assert.deepEqual(reply, bytes);
-    } finally {
-      peer.close();
-      await server.stop();
-    }
+    });
   });
 
   test("a screen drops datagrams unparsed and uncounted; the others arrive", async () => {

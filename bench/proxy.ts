@@ -37,7 +37,8 @@
 // (default 40: past the 32 s a call's transactions live, see SECONDS; shorter runs flatter the
 // proxy that keeps more state), BENCH_HOLD_MS (default 0), BENCH_PIN, BENCH_TARGETS (default
 // "sipsteer,kamailio"), SIPSTEER_WORKERS (default "auto", one per core; a count, which goes into
-// sipsteer's config as `workers` when not 1). Prints a line per rate, then a table; the last
+// sipsteer's config as `workers` when not 1), BENCH_PROXY_NODE_ARGS (node flags for the sipsteer proxy,
+// e.g. "--cpu-prof --cpu-prof-dir=DIR"). Prints a line per rate, then a table; the last
 // line is a JSON object of the figures.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -222,6 +223,9 @@ interface Target {
   stop(): Promise<void>;
 }
 
+/** Extra node flags for the sipsteer proxy, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile it. */
+const NODE_ARGS = (process.env.BENCH_PROXY_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
+
 async function startSipsteer(): Promise<Target> {
   const port = await freePort();
   const work = tempDir("sipsteer-bench-proxy-");
@@ -242,6 +246,7 @@ async function startSipsteer(): Promise<Target> {
   const child = launch(
     process.execPath,
     [
+      ...NODE_ARGS,
       join(ROOT, "dist", "src", "cli", "main.js"),
       "proxy",
       "--config",

@@ -8,7 +8,6 @@ import {
   newBranch,
   randomToken,
   readChallenge,
-  type ClientTransaction,
   type Clock,
   type ClockTimer,
   type FlowInfo,
@@ -43,7 +42,7 @@ export interface CallHost {
   /** The transport out-of-dialog requests use (and URIs without a transport parameter). */
   readonly protocol: Protocol;
   /** Our Contact URI. */
-  readonly contact: string;
+  contact(): string;
   /** The proxy out-of-dialog requests go to (the registered one), with its name. */
   proxy(): { target: SendTarget; name: string } | undefined;
   /**
@@ -115,7 +114,6 @@ export class Call extends EventEmitter<CallEvents> {
 
   // ---- outgoing state ----
   #invite: SipRequest | undefined;
-  #inviteTx: ClientTransaction | undefined;
   #inviteTarget: SendTarget | undefined;
   #startedAt = 0;
   #provisional = false;
@@ -280,7 +278,7 @@ export class Call extends EventEmitter<CallEvents> {
         ["To", `<${uri}>`],
         ["Call-ID", this.callId],
         ["CSeq", `${this.#cseq} INVITE`],
-        ["Contact", `<${host.contact}>`],
+        ["Contact", `<${host.contact()}>`],
         ["Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"],
         ["User-Agent", host.userAgentName],
         ...(this.#authorization === undefined ? [] : [this.#authorization]),
@@ -297,7 +295,6 @@ export class Call extends EventEmitter<CallEvents> {
     const tx = host.transactions.sendRequest(invite, target, {
       onResponse: (r) => this.#onResponse(invite, r),
     });
-    this.#inviteTx = tx;
     try {
       return await tx.final;
     } catch (e) {
@@ -451,7 +448,7 @@ export class Call extends EventEmitter<CallEvents> {
       for (const rr of request.getHeaders("record-route")) {
         response.appendHeader("Record-Route", rr);
       }
-      response.appendHeader("Contact", `<${this.#host.contact}>`);
+      response.appendHeader("Contact", `<${this.#host.contact()}>`);
     }
     if (body !== undefined && body !== "") response.setBody(body, SDP);
     this.#serverTx!.respond(response);

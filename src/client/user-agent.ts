@@ -146,7 +146,6 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       },
       { clock: this.#clock, logger: this.#log, random: this.#random },
     );
-    const ua = this;
     this.#host = {
       transactions: this.transactions,
       transport: this.transport,
@@ -159,9 +158,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       domain: c.domain,
       userAgentName: c.userAgentName,
       protocol: c.transport,
-      get contact() {
-        return ua.contactUri;
-      },
+      contact: () => this.contactUri,
       proxy: () => this.#proxyTarget(),
       failover: (reason) =>
         this.#enqueue(() => this.#failover(reason)).then(() => this.#proxyTarget()),

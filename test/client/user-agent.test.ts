@@ -19,6 +19,7 @@ import { FakeClock } from "../helpers/fake-clock.js";
 import { openHandles } from "../helpers/handles.js";
 import { SipPhone } from "../helpers/sip-caller.js";
 import { eventually } from "../helpers/eventually.js";
+import { freePort } from "../helpers/sipp.js";
 import {
   BY_REGISTRATIONS,
   LOOPBACK,
@@ -36,6 +37,12 @@ import {
 } from "./client-fleet.js";
 
 const agents = new Set<UserAgent>();
+
+/** The SIP front's TCP port (its UDP port is `udpPort`). */
+function tcpPortOf(fleet: TestFleet, udpPort: number): number {
+  const tcp = fleet.monitor.sipListeners.find((l) => l.protocol === "tcp");
+  return tcp?.port ?? udpPort;
+}
 
 async function startAgent(
   user: keyof typeof PASSWORDS,
@@ -222,7 +229,9 @@ describe("user agents when their proxy fails", () => {
   });
 
   test("UDP: the proxy stops; the refresh times out and the agent registers at the other, emitting moved", async () => {
-    const ua = await startAgent("alice", [fleet.http], { registerExpiresS: 2 });
+    // The first monitor is down: every discovery falls through to the second.
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const ua = await startAgent("alice", [dead, fleet.http], { registerExpiresS: 2 });
     try {
       const first = await ua.register();
       const dying = fleet.proxies.find((p) => p.config.id === first.id)!;
@@ -316,6 +325,23 @@ describe("registration refresh and rebalancing on a fake clock", () => {
     await phone?.stop();
     await fleet?.stop();
     assert.deepEqual(await openHandles(), {});
+  });
+
+  test("agents register through the DNS front (UDP) and the SIP front (TCP) at the least-loaded proxy", async () => {
+    for (const [monitor, transport] of [
+      [fleet.dns, "udp"],
+      [fleet.sip.replace(/:(\d+)$/, (_, p: string) => `:${tcpPortOf(fleet, Number(p))}`), "tcp"],
+    ] as const) {
+      const ua = await startAgent("carol", [monitor], { transport });
+      try {
+        const ranked = fleet.monitor.selector.ranked(transport).map((r) => r.proxy);
+        const proxy = await ua.register();
+        assert.equal(proxy.transport, transport);
+        assert.equal(proxy.host, `127.0.0.1${ranked[0]!.slice(1)}`, `${monitor}: ${ranked.join()}`);
+      } finally {
+        await stopAgent(ua);
+      }
+    }
   });
 
   test("the agent refreshes at half the granted Expires, at the same proxy", async () => {

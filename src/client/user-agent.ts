@@ -625,6 +625,16 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       tx.respond(createResponse(request, known ? 488 : 481));
       return;
     }
+    if (request.from.tag === undefined || request.contacts[0] === undefined) {
+      // §12.1.1 needs both to make the dialog: without them there is no call to answer.
+      tx.respond(
+        createResponse(request, 400, {
+          reason: "Missing From tag or Contact",
+          toTag: randomToken(8),
+        }),
+      );
+      return;
+    }
     if (this.#state !== "started" || this.listenerCount("incoming") === 0) {
       tx.respond(createResponse(request, 480, { toTag: randomToken(8) }));
       return;

@@ -9,7 +9,11 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import {
+  CallStateError,
+  DiscoveryError,
+  RegistrationError,
   UserAgent,
+  parseUserAgentConfig,
   type Call,
   type CallEnd,
   type ProxyCandidate,
@@ -248,6 +252,53 @@ describe("user agents when their proxy fails", () => {
   });
 });
 
+describe("user agent refusals and config", () => {
+  test("a wrong password is a RegistrationError at once, not a move to another proxy", async () => {
+    const fleet = await startFleet({ proxies: 2 });
+    try {
+      const ua = await startAgent("alice", [fleet.http], { password: "not-alices-password" });
+      try {
+        let moved = 0;
+        ua.on("moved", () => moved++);
+        await assert.rejects(ua.register(), (e: unknown) => {
+          assert.ok(e instanceof RegistrationError, String(e));
+          assert.ok(e.status === 401 || e.status === 403, `status ${e.status}`);
+          assert.match(e.message, /refused/);
+          return true;
+        });
+        assert.equal(moved, 0);
+        assert.equal(ua.proxy, undefined);
+        assert.throws(() => ua.call("bob"), CallStateError);
+      } finally {
+        await stopAgent(ua);
+      }
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  test("a bad config field is refused naming its path", () => {
+    assert.throws(() => parseUserAgentConfig({ user: "a", password: "p", domain: "d" }), {
+      message: /^client\.monitors: /,
+    });
+    assert.throws(
+      () =>
+        new UserAgent({
+          user: "a",
+          password: "p",
+          domain: "d",
+          monitors: ["http://127.0.0.1:1"],
+          rebalanceThreshold: 2,
+        }),
+      { message: /^client\.rebalanceThreshold: / },
+    );
+    assert.throws(
+      () => new UserAgent({ user: "a", password: "p", domain: "d", monitors: ["gopher://x"] }),
+      (e: unknown) => e instanceof DiscoveryError && e.code === "CLIENT_ERR_BAD_MONITOR",
+    );
+  });
+});
+
 describe("user agents whose proxy dies: a closed TCP flow, an INVITE timing out", () => {
   test("TCP: the proxy stops; the closed flow makes the agent register elsewhere at once", async () => {
     const fleet = await startFleet({ proxies: 2 });
@@ -356,6 +407,19 @@ describe("registration refresh and rebalancing on a fake clock", () => {
       clock.tick(1_000);
       const [again] = (await refreshed) as [ProxyCandidate];
       assert.equal(again.id, proxy.id);
+      const holder = fleet.proxies.find((p) => p.config.id === proxy.id)!;
+      await eventually(
+        () => (holder.report().registrations === 1 ? true : undefined),
+        5000,
+        "the binding counted",
+      );
+      await stopAgent(ua);
+      // stop() un-registers: the binding is gone.
+      await eventually(
+        () => (holder.report().registrations === 0 ? true : undefined),
+        5000,
+        "the binding removed",
+      );
     } finally {
       await stopAgent(ua);
     }

@@ -116,7 +116,10 @@ export class Call extends EventEmitter<CallEvents> {
   #invite: SipRequest | undefined;
   #inviteTarget: SendTarget | undefined;
   #startedAt = 0;
+  /** Any 1xx came (a CANCEL may go now, §9.1). */
   #provisional = false;
+  /** A 1xx other than 100 came: the callee was reached, so a failure is not the proxy's. */
+  #reached = false;
   #cancelWanted = false;
   #cancelSent = false;
   #answerTaken = false;
@@ -224,7 +227,11 @@ export class Call extends EventEmitter<CallEvents> {
             continue;
           }
         }
-        if (proxyFailed(status) && !failedOver && !this.#provisional && !this.#cancelWanted) {
+        if (this.#cancelWanted) {
+          this.#finish({ reason: "cancelled", status, message: `cancelled (${status})` });
+          return;
+        }
+        if (proxyFailed(status) && !failedOver && !this.#reached) {
           failedOver = true;
           this.#host.log.warn(
             { callId: this.callId, proxy: target.name, status },
@@ -291,6 +298,7 @@ export class Call extends EventEmitter<CallEvents> {
     this.#invite = invite;
     this.#inviteTarget = target;
     this.#provisional = false;
+    this.#reached = false;
     this.#startedAt = host.clock.now();
     const tx = host.transactions.sendRequest(invite, target, {
       onResponse: (r) => this.#onResponse(invite, r),
@@ -311,9 +319,12 @@ export class Call extends EventEmitter<CallEvents> {
     if (invite !== this.#invite) return; // An earlier attempt's late response.
     const status = response.status;
     if (status < 200) {
-      if (status === 100) return;
+      // §9.1: "If no provisional response has been received, the CANCEL request MUST NOT be
+      // sent"; 100 Trying is one.
       this.#provisional = true;
       if (this.#cancelWanted && !this.#cancelSent) this.#sendCancel();
+      if (status === 100) return;
+      this.#reached = true;
       if (this.#state === "ended" || this.#state === "answered") return;
       const sdp = response.body.length > 0 ? response.body.toString("utf8") : "";
       if (sdp !== "" && !this.#answerTaken) {

@@ -218,6 +218,34 @@ describe("user agents on a fleet sharing one location store", () => {
     assert.ok(end.status === 404 || end.status === 480, `status ${end.status}`);
     assert.equal(alice.proxy?.id, "p1");
   });
+
+  // DESIGN.md: a draining proxy answers new INVITEs 503; the agent asks again and moves.
+  test("a draining proxy answers the INVITE 503: the agent moves and the call goes through the next", async () => {
+    const p1 = fleet.proxies[0]!;
+    assert.equal(alice.proxy?.id, "p1");
+    p1.drain();
+    try {
+      await eventually(
+        () => (fleet.monitor.table.eligible().some((p) => p.id === "p1") ? undefined : true),
+        10_000,
+        "p1 not eligible",
+      );
+      bob.once("incoming", (incoming: Call) => {
+        void incoming.answer({ media: new StaticMedia(bobSdp) });
+      });
+      const moved = once(alice, "moved");
+      const call = alice.call("bob", { media: new StaticMedia(aliceSdp) });
+      await call.whenAnswered();
+      const [from, to, reason] = (await moved) as [ProxyCandidate, ProxyCandidate, string];
+      assert.equal(from.id, "p1");
+      assert.notEqual(to.id, "p1");
+      assert.match(reason, /INVITE to p1 got 503/);
+      assert.equal(call.proxyName, to.id);
+      await call.hangup();
+    } finally {
+      p1.undrain();
+    }
+  });
 });
 
 describe("user agents when their proxy fails", () => {

@@ -280,6 +280,34 @@ describe("user agents when their proxy fails", () => {
   });
 });
 
+describe("a user agent whose only proxy dies", () => {
+  test("the failover finds nothing: `error` is emitted and the agent is left unregistered (it asks again after retryAfterFailureMs)", async () => {
+    const fleet = await startFleet({ proxies: 1, minExpires: 1 });
+    try {
+      const ua = await startAgent("carol", [fleet.http], {
+        registerExpiresS: 1,
+        retryAfterFailureMs: 60_000,
+      });
+      try {
+        await ua.register();
+        const failed = once(ua, "error");
+        await fleet.stopProxy(fleet.proxies[0]!);
+        const [error] = (await failed) as [Error];
+        assert.ok(
+          error instanceof RegistrationError || error instanceof DiscoveryError,
+          String(error),
+        );
+        assert.equal(ua.proxy, undefined);
+      } finally {
+        await stopAgent(ua);
+      }
+    } finally {
+      await fleet.stop();
+    }
+    assert.deepEqual(await openHandles(), {});
+  });
+});
+
 describe("user agent refusals and config", () => {
   test("a wrong password is a RegistrationError at once, not a move to another proxy", async () => {
     const fleet = await startFleet({ proxies: 2 });

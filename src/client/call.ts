@@ -332,7 +332,9 @@ export class Call extends EventEmitter<CallEvents> {
         // a later 2xx carries the same one, and is not taken twice.
         this.#answerTaken = true;
         this.#state = "early";
-        void this.#acceptAnswer(sdp).then(() => this.emit("early"));
+        void this.#acceptAnswer(sdp).then(() => {
+          if (this.#state === "early") this.emit("early");
+        });
         return;
       }
       if (this.#state === "calling") {
@@ -416,8 +418,9 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * Cancels an outgoing call before its final answer (RFC 3261 §9.1). "a CANCEL … SHOULD NOT
-   * be sent [before] a provisional response": it waits for one. No-op once answered or ended.
+   * Cancels an outgoing call before its final answer (RFC 3261 §9.1: "If no provisional
+   * response has been received, the CANCEL request MUST NOT be sent; rather, the client MUST
+   * wait for the arrival of a provisional response"). No-op once answered or ended.
    */
   cancel(): void {
     if (this.direction !== "outgoing") throw new CallStateError("cancel() is for outgoing calls");

@@ -4,7 +4,6 @@ export {
   Call,
   type CallDirection,
   type CallEvents,
-  type CallHost,
   type CallOptions,
   type CallState,
 } from "./call.js";

@@ -10,3 +10,37 @@ export {
   type RtpPacketInput,
   type RtpReadFailure,
 } from "./rtp-packet.js";
+export {
+  PCMA_PAYLOAD_TYPE,
+  PCMU_PAYLOAD_TYPE,
+  g711Decode,
+  g711DecodeSample,
+  g711Encode,
+  g711EncodeSample,
+  g711LawOf,
+  g711Silence,
+  type G711Law,
+} from "./g711.js";
+export {
+  WAV_HEADER_BYTES,
+  WavFormatError,
+  WavRecorder,
+  encodeWav,
+  parseWav,
+  readWavFile,
+  toMono8k,
+  type AudioSink,
+  type WavAudio,
+} from "./wav.js";
+export {
+  AUDIO_SAMPLE_RATE,
+  AudioSourceError,
+  FRAME_MS,
+  FRAME_SAMPLES,
+  SamplesSource,
+  SequenceSource,
+  openAudioSource,
+  type AudioSource,
+} from "./audio-source.js";
+export { DEFAULT_TONE_AMPLITUDE, SilenceSource, ToneSource } from "./tone.js";
+export { goertzelPower, levelDbfs, scanForTone, toneRatio, type ToneScan } from "./goertzel.js";

@@ -44,3 +44,28 @@ export {
 } from "./audio-source.js";
 export { DEFAULT_TONE_AMPLITUDE, SilenceSource, ToneSource } from "./tone.js";
 export { goertzelPower, levelDbfs, scanForTone, toneRatio, type ToneScan } from "./goertzel.js";
+export {
+  RTCP_BYE,
+  RTCP_RR,
+  RTCP_SDES,
+  RTCP_SR,
+  ntpMiddle32,
+  ntpTimestamp,
+  readRtcpCompound,
+  writeRtcpCompound,
+  type Goodbye,
+  type OtherRtcpPacket,
+  type ReceiverReport,
+  type ReportBlock,
+  type RtcpPacket,
+  type RtcpReadResult,
+  type SenderReport,
+  type SourceDescription,
+} from "./rtcp.js";
+export {
+  ReceiverStats,
+  SenderStats,
+  roundTripMs,
+  type ReceivedPacket,
+  type ReceiverSnapshot,
+} from "./stream-stats.js";

@@ -69,3 +69,36 @@ export {
   type ReceivedPacket,
   type ReceiverSnapshot,
 } from "./stream-stats.js";
+export {
+  DEFAULT_JITTER_MAX_DELAY_MS,
+  DEFAULT_JITTER_MIN_DELAY_MS,
+  JitterBuffer,
+  type BufferedFrame,
+  type JitterBufferOptions,
+  type JitterBufferStats,
+  type PlayoutFrame,
+} from "./jitter-buffer.js";
+export {
+  DEFAULT_DTMF_DURATION_MS,
+  DtmfReceiver,
+  DtmfSender,
+  dtmfEvent,
+  dtmfKey,
+  readTelephoneEvent,
+  writeTelephoneEvent,
+  type DtmfPacket,
+  type ReceivedDigit,
+  type TelephoneEvent,
+} from "./dtmf.js";
+export {
+  DEFAULT_R_BASE,
+  G711_NO_PLC,
+  G711_PLC,
+  delayImpairment,
+  effectiveEquipmentImpairment,
+  estimateMos,
+  mosFromR,
+  rFactor,
+  type CodecImpairment,
+  type EModelInput,
+} from "./mos.js";

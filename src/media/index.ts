@@ -102,3 +102,22 @@ export {
   type CodecImpairment,
   type EModelInput,
 } from "./mos.js";
+export {
+  AUDIO_PTIME_MS,
+  DEFAULT_TELEPHONE_EVENT_PT,
+  DEFAULT_VP8_PT,
+  SdpError,
+  answerOffer,
+  buildOffer,
+  readAnswer,
+  readDescription,
+  type Answer,
+  type AudioCodecName,
+  type LocalMedia,
+  type MediaDirection,
+  type NegotiatedStream,
+  type RemoteCodec,
+  type RemoteDescription,
+  type RemoteStream,
+  type SdpErrorCode,
+} from "./sdp.js";

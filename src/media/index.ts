@@ -121,3 +121,14 @@ export {
   type RemoteStream,
   type SdpErrorCode,
 } from "./sdp.js";
+export { AllowedDestinations } from "./allowed-destinations.js";
+export {
+  AudioStream,
+  DEFAULT_RTCP_INTERVAL_MS,
+  type AudioStreamEvents,
+  type AudioStreamOptions,
+  type AudioStreamStats,
+  type AudioStreamSummary,
+  type RemoteEndpoint,
+  type RemoteReceptionReport,
+} from "./audio-stream.js";

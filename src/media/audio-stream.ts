@@ -483,7 +483,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
       this.#remoteSsrc = packet.ssrc;
     }
     const now = this.#clock.now();
-    const counted = this.#receiverStats.receive({
+    this.#receiverStats.receive({
       sequence: packet.sequence,
       timestamp: packet.timestamp,
       arrivalMs: now,
@@ -498,13 +498,12 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
       }
       return;
     }
-    if (counted || this.#receiverStats.valid) {
-      this.#jitter.push({
-        sequence: packet.sequence,
-        timestamp: packet.timestamp,
-        payload: Buffer.from(packet.payload),
-      });
-    }
+    // The jitter buffer keeps its own order; packets on probation are played too.
+    this.#jitter.push({
+      sequence: packet.sequence,
+      timestamp: packet.timestamp,
+      payload: Buffer.from(packet.payload),
+    });
   }
 
   #onRtcp(data: Buffer, rinfo: RemoteInfo): void {

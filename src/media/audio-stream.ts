@@ -38,6 +38,8 @@ const CLOCK_RATE = 8000;
 const PORT_ATTEMPTS = 50;
 /** Behind schedule by more than this, the pacer starts a new schedule instead of bursting. */
 const MAX_LAG_MS = 200;
+/** Enough for 10-ms packets (two a tick) with a concealed one between. */
+const MAX_PULLS_PER_TICK = 4;
 
 export interface RemoteEndpoint {
   readonly address: string;
@@ -208,6 +210,9 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     rtcpMalformed: 0,
   };
   #remoteReport: RemoteReceptionReport | undefined;
+  /** Decoded samples not yet played. */
+  #pending: Int16Array = new Int16Array(0);
+  #lastPacketSamples = FRAME_SAMPLES;
 
   constructor(options: AudioStreamOptions) {
     super();
@@ -397,21 +402,42 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   }
 
   #playOut(): void {
-    const sink = this.#options.sink;
     if (!this.#receiveEnabled) return;
-    const out = this.#jitter.pull();
-    if (sink === undefined) return;
-    if (out.kind === "frame") {
-      sink.write(g711Decode(this.#law, out.frame.payload));
-    } else if (out.kind === "concealed") {
-      sink.write(
-        out.payload === undefined
-          ? new Int16Array(FRAME_SAMPLES)
-          : g711Decode(this.#law, out.payload),
-      );
-    } else if (out.reason === "underrun") {
-      sink.write(new Int16Array(FRAME_SAMPLES));
+    // Peers may pack 10, 30 or 60 ms in a packet (SIPp's g711a.pcap has 30): decoded samples
+    // wait here and the sink gets exactly one 20-ms frame per tick.
+    let pulls = 0;
+    while (this.#pending.length < FRAME_SAMPLES && pulls++ < MAX_PULLS_PER_TICK) {
+      const out = this.#jitter.pull();
+      if (out.kind === "silence") {
+        if (out.reason === "buffering" && this.#pending.length === 0) return; // nothing heard yet
+        this.#appendPending(new Int16Array(FRAME_SAMPLES - this.#pending.length));
+        break;
+      }
+      const payload = out.kind === "frame" ? out.frame.payload : out.payload;
+      if (payload !== undefined) {
+        this.#lastPacketSamples = payload.length;
+        this.#appendPending(g711Decode(this.#law, payload));
+      } else {
+        this.#appendPending(new Int16Array(this.#lastPacketSamples));
+      }
     }
+    if (this.#pending.length < FRAME_SAMPLES) {
+      this.#appendPending(new Int16Array(FRAME_SAMPLES - this.#pending.length));
+    }
+    const frame = this.#pending.subarray(0, FRAME_SAMPLES);
+    this.#pending = this.#pending.subarray(FRAME_SAMPLES);
+    this.#options.sink?.write(frame);
+  }
+
+  #appendPending(samples: Int16Array): void {
+    if (this.#pending.length === 0) {
+      this.#pending = samples;
+      return;
+    }
+    const joined = new Int16Array(this.#pending.length + samples.length);
+    joined.set(this.#pending);
+    joined.set(samples, this.#pending.length);
+    this.#pending = joined;
   }
 
   #send(socket: Socket | undefined, bytes: Buffer, to: Endpoint): boolean {
@@ -479,6 +505,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
         this.#logger.info({ from: this.#remoteSsrc, to: packet.ssrc }, "remote SSRC changed");
         this.#receiverStats = new ReceiverStats({ clockRate: CLOCK_RATE });
         this.#jitter.reset();
+        this.#pending = new Int16Array(0);
       }
       this.#remoteSsrc = packet.ssrc;
     }

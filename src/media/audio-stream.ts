@@ -18,7 +18,7 @@ import {
 import { AllowedDestinations } from "./allowed-destinations.js";
 import { FRAME_MS, FRAME_SAMPLES, type AudioSource } from "./audio-source.js";
 import { DtmfReceiver, DtmfSender, type ReceivedDigit } from "./dtmf.js";
-import { g711Decode, g711Encode, g711LawOf, type G711Law } from "./g711.js";
+import { g711Decode, g711Encode, g711LawOf, g711Silence, type G711Law } from "./g711.js";
 import { JitterBuffer } from "./jitter-buffer.js";
 import { G711_PLC, estimateMos } from "./mos.js";
 import {
@@ -213,6 +213,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   /** Decoded samples not yet played. */
   #pending: Int16Array = new Int16Array(0);
   #lastPacketSamples = FRAME_SAMPLES;
+  readonly #silencePayload: Buffer;
 
   constructor(options: AudioStreamOptions) {
     super();
@@ -232,6 +233,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     }
     this.#options = options;
     this.#law = law;
+    this.#silencePayload = Buffer.alloc(FRAME_SAMPLES, g711Silence(law));
     this.#clock = options.clock ?? systemClock;
     this.#wallClock = options.wallClock ?? Date.now;
     this.#logger = (options.logger ?? silentLogger).child({ component: "audio-stream" });
@@ -523,6 +525,14 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
         this.#counts.dtmfReceived++;
         this.emit("dtmf", digit);
       }
+      // RFC 4733 §2.5.1.1: events take the audio's sequence numbers; silence keeps their place
+      // so that playout neither conceals them as losses nor falls behind.
+      this.#jitter.push({
+        sequence: packet.sequence,
+        timestamp: packet.timestamp,
+        payload: this.#silencePayload,
+        filler: true,
+      });
       return;
     }
     // The jitter buffer keeps its own order; packets on probation are played too.

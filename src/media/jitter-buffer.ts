@@ -28,6 +28,12 @@ export interface BufferedFrame {
   readonly sequence: number;
   readonly timestamp: number;
   readonly payload: Uint8Array;
+  /**
+   * A stand-in that holds a sequence number's place (silence while a telephone event takes
+   * the audio's turn): played like a frame, left out of the jitter estimate because its
+   * timestamp is the event's, not the frame's.
+   */
+  readonly filler?: boolean;
 }
 
 /** What one playout tick yields. */
@@ -128,7 +134,7 @@ export class JitterBuffer {
       this.#dropped++;
       return false;
     }
-    this.#measure(frame.timestamp, now);
+    if (frame.filler !== true) this.#measure(frame.timestamp, now);
     this.#frames.set(extended, frame);
     this.#pushed++;
     if (this.#highest === undefined || extended > this.#highest) this.#highest = extended;

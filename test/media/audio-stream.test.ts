@@ -157,6 +157,7 @@ describe("audio stream", () => {
       assert.equal(a.stats.dtmfSent, 3);
       assert.equal(b.stats.dtmfReceived, 3);
       assert.equal(b.stats.lost, 0, "events share the audio's sequence numbers");
+      assert.equal(b.stats.concealed, 0, "the events' places are kept with silence, not concealed");
       assert.throws(() => a.sendDtmf("x"), /not a DTMF key/);
       assert.throws(
         () => stream(clock, { telephoneEventPt: undefined }).sendDtmf("1"),

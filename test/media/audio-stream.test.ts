@@ -306,6 +306,31 @@ describe("audio stream", () => {
     }
   });
 
+  test("hold (RFC 3264 §8.4): a stream set to receive only sends nothing until resumed", async () => {
+    const clock = new FakeClock();
+    const a = stream(clock, { source: new ToneSource({ frequency: 1000 }) });
+    const b = stream(clock);
+    try {
+      const pa = await a.start();
+      const pb = await b.start();
+      a.setRemote({ address: "127.0.0.1", port: pb.rtpPort });
+      b.setRemote({ address: "127.0.0.1", port: pa.rtpPort });
+      await play(clock, 200);
+      a.setDirection({ send: false, receive: true });
+      const held = b.stats.received;
+      await play(clock, 400);
+      assert.equal(b.stats.received, held);
+      a.setDirection({ send: true, receive: true });
+      await play(clock, 200);
+      assert.ok(b.stats.received >= held + 9);
+      assert.equal(b.stats.lost, 0, "the sequence runs on: nothing was sent on hold");
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    // Stopping a stream that never started is harmless.
+    await stream(clock).stop();
+  });
+
   test("rtcp-mux: one port for RTP and RTCP, on IPv6 too", async () => {
     const clock = new FakeClock();
     const a = stream(clock, {

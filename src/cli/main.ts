@@ -3,6 +3,12 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { runMonitorCommand } from "./monitor-command.js";
 import { runParseCommand } from "./parse-command.js";
+import {
+  runAnswerCommand,
+  runCallCommand,
+  type CallCommandOptions,
+  type PhoneOptions,
+} from "./phone-command.js";
 import { runProxyCommand } from "./proxy-command.js";
 import { formatBuildStatus } from "./status.js";
 import { stopWhenUpGoes } from "./up/parent-watch.js";
@@ -113,6 +119,73 @@ program
   .action(async (options: UpCommandOptions) => {
     process.exit(await runUpCommand(options));
   });
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** The options `call` and `answer` share. */
+function phoneOptions(command: Command): Command {
+  return command
+    .requiredOption(
+      "--monitor <address>",
+      "where to ask for a proxy: http://HOST:PORT, dns:HOST:PORT/ZONE or sip:HOST:PORT (repeat to try several in turn)",
+      collect,
+    )
+    .requiredOption("--user <name>", "user name (and digest username)")
+    .requiredOption("--password <secret>", "digest password")
+    .option("--domain <name>", "SIP domain and digest realm", "sipsteer.test")
+    .option("--transport <udp|tcp>", "SIP transport to the proxy", "udp")
+    .option("--address <ip>", "local address for SIP and RTP", "127.0.0.1")
+    .option("--allow <cidr>", "send only to these CIDR blocks (repeat; default: anywhere)", collect)
+    .option("--play <what>", "what to send: tone:HZ, silence or a WAV file (default silence)")
+    .option("--record <file.wav>", "record what is heard to a WAV file")
+    .option("--json", "print events and the end-of-call report as JSON lines")
+    .option("--log-level <level>", "pino log level (logs go to stderr)", "warn");
+}
+
+function phoneFailed(name: string, e: unknown): never {
+  console.error(`sipsteer ${name}: ${(e as Error).message}`);
+  process.exit(2);
+}
+
+function checkTransport(options: PhoneOptions): void {
+  if (options.transport !== "udp" && options.transport !== "tcp") {
+    throw new Error(`--transport ${String(options.transport)}: udp or tcp`);
+  }
+}
+
+phoneOptions(
+  program
+    .command("call")
+    .description(
+      "ask the monitor for a proxy, register there, call TARGET (bob or sip:bob@domain) with audio, hang up after --duration",
+    )
+    .argument("<target>", "who to call: a user of the domain, or a SIP URI"),
+)
+  .option("--duration <seconds>", "seconds of media after the answer", "10")
+  .action(async (target: string, raw: PhoneOptions & { duration: string }) => {
+    const duration = Number(raw.duration);
+    try {
+      checkTransport(raw);
+      if (!(duration > 0)) throw new Error(`--duration ${raw.duration}: a number of seconds > 0`);
+      const options: CallCommandOptions = { ...raw, duration };
+      process.exit(await runCallCommand(target, options));
+    } catch (e) {
+      phoneFailed("call", e);
+    }
+  });
+
+phoneOptions(
+  program
+    .command("answer")
+    .description("ask the monitor for a proxy, register there and answer every call, until Ctrl-C"),
+).action(async (options: PhoneOptions) => {
+  try {
+    checkTransport(options);
+    process.exit(await runAnswerCommand(options));
+  } catch (e) {
+    phoneFailed("answer", e);
+  }
+});
 
 program.action(() => {
   program.outputHelp();

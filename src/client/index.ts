@@ -28,6 +28,7 @@ export {
 } from "./errors.js";
 export { selectOverHttp, type HttpSelectResult } from "./http-select.js";
 export type { MediaSession } from "./media-session.js";
+export { RtpMediaSession, type RtpMediaOptions } from "./rtp-media-session.js";
 export { parseMonitorAddress, type MonitorAddress } from "./monitor-address.js";
 export {
   candidateFromUri,

@@ -168,7 +168,9 @@ async function closeSocket(socket: Socket): Promise<void> {
 export class AudioStream extends EventEmitter<AudioStreamEvents> {
   readonly ssrc = random32();
   readonly #options: AudioStreamOptions;
-  readonly #law: G711Law;
+  #law: G711Law;
+  #payloadType: number;
+  #telephoneEventPt: number | undefined;
   readonly #clock: Clock;
   readonly #wallClock: () => number;
   readonly #logger: Logger;
@@ -213,7 +215,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   /** Decoded samples not yet played. */
   #pending: Int16Array = new Int16Array(0);
   #lastPacketSamples = FRAME_SAMPLES;
-  readonly #silencePayload: Buffer;
+  #silencePayload: Buffer;
 
   constructor(options: AudioStreamOptions) {
     super();
@@ -233,6 +235,8 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     }
     this.#options = options;
     this.#law = law;
+    this.#payloadType = options.payloadType;
+    this.#telephoneEventPt = options.telephoneEventPt;
     this.#silencePayload = Buffer.alloc(FRAME_SAMPLES, g711Silence(law));
     this.#clock = options.clock ?? systemClock;
     this.#wallClock = options.wallClock ?? Date.now;
@@ -279,6 +283,21 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   setDirection(options: { send: boolean; receive: boolean }): void {
     this.#sendEnabled = options.send;
     this.#receiveEnabled = options.receive;
+  }
+
+  /**
+   * The codec the answer chose (RFC 3264): an offer names PCMU and PCMA before the answer says
+   * which, and the stream's port must be in the offer, so the stream starts before it knows.
+   */
+  setCodec(options: { payloadType: number; telephoneEventPt?: number }): void {
+    const law = g711LawOf(options.payloadType);
+    if (law === undefined) {
+      throw new RangeError(`audio payload type ${options.payloadType} is not G.711 (0 or 8)`);
+    }
+    this.#law = law;
+    this.#payloadType = options.payloadType;
+    this.#telephoneEventPt = options.telephoneEventPt;
+    this.#silencePayload = Buffer.alloc(FRAME_SAMPLES, g711Silence(law));
   }
 
   /** Binds the sockets and starts sending and playing out. */
@@ -335,7 +354,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
 
   /** Queues DTMF keys to send as RFC 4733 events; throws RangeError for a non-DTMF key. */
   sendDtmf(keys: string, durationMs?: number): void {
-    if (this.#options.telephoneEventPt === undefined) {
+    if (this.#telephoneEventPt === undefined) {
       throw new Error("the peer did not negotiate telephone-event: no DTMF can be sent");
     }
     this.#dtmfOut.send(keys, durationMs);
@@ -367,7 +386,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     // The source moves on with time even when nothing is sent (on hold, DTMF, no peer yet).
     const timestamp = this.#timestamp;
     this.#timestamp = (this.#timestamp + FRAME_SAMPLES) >>> 0;
-    const dtmfPt = this.#options.telephoneEventPt;
+    const dtmfPt = this.#telephoneEventPt;
     const dtmf =
       dtmfPt !== undefined && this.#dtmfOut.busy ? this.#dtmfOut.nextPacket() : undefined;
     const frame = dtmf === undefined ? this.#options.source?.nextFrame() : undefined;
@@ -388,7 +407,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     } else {
       const payload = g711Encode(this.#law, frame ?? new Int16Array(FRAME_SAMPLES));
       packet = writeRtpPacket({
-        payloadType: this.#options.payloadType,
+        payloadType: this.#payloadType,
         sequence: this.#sequence,
         timestamp,
         ssrc: this.ssrc,
@@ -495,8 +514,8 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
         return;
       }
     }
-    const isAudio = packet.payloadType === this.#options.payloadType;
-    const isEvent = packet.payloadType === this.#options.telephoneEventPt;
+    const isAudio = packet.payloadType === this.#payloadType;
+    const isEvent = packet.payloadType === this.#telephoneEventPt;
     if (!isAudio && !isEvent) {
       this.#counts.otherPayloads++;
       return;

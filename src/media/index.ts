@@ -10,3 +10,35 @@ export {
   type RtpPacketInput,
   type RtpReadFailure,
 } from "./rtp-packet.js";
+
+// Video: VP8 over RTP (RFC 7741) from and into IVF files (issue 6).
+export {
+  IVF_ERROR_CODES,
+  IvfFormatError,
+  IvfWriter,
+  parseIvf,
+  parseIvfHeader,
+  readIvfFile,
+  writeIvf,
+  writeIvfFrame,
+  writeIvfHeader,
+  type IvfErrorCode,
+  type IvfFile,
+  type IvfFrame,
+  type IvfHeader,
+} from "./video/ivf.js";
+export {
+  Vp8Depacketizer,
+  Vp8Packetizer,
+  isVp8Keyframe,
+  readVp8Descriptor,
+  vp8KeyframeSize,
+  writeVp8Descriptor,
+  type Vp8Descriptor,
+  type Vp8DescriptorFailure,
+  type Vp8DepacketizerOptions,
+  type Vp8DepacketizerStats,
+  type Vp8Frame,
+  type Vp8PacketizerOptions,
+  type Vp8RtpPayload,
+} from "./video/vp8-payload.js";

@@ -1,0 +1,127 @@
+// The VP8 test clip, made at test time by Debian's ffmpeg (libvpx) so that no binary video
+// sits in git, and ffprobe's view of a file, which the video tests compare against.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { promisify } from "node:util";
+import { requireTool } from "./tools.js";
+
+const run = promisify(execFile);
+
+export interface VideoClip {
+  readonly path: string;
+  /** The frames ffprobe decodes in it. */
+  readonly frames: number;
+  readonly width: number;
+  readonly height: number;
+  readonly frameRate: number;
+  /** A temporary folder for the test's other files, removed after the test. */
+  readonly dir: string;
+}
+
+export interface VideoProbe {
+  readonly codec: string;
+  /** Frames ffprobe read (`-count_frames`: each one decoded). */
+  readonly frames: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** ffprobe's reading of the first video stream of `path`. */
+export async function probeVideo(path: string): Promise<VideoProbe> {
+  const { stdout } = await run(
+    "ffprobe",
+    [
+      "-v",
+      "error",
+      "-count_frames",
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=codec_name,nb_read_frames,width,height",
+      "-of",
+      "json",
+      path,
+    ],
+    { timeout: 15_000 },
+  );
+  const stream = (JSON.parse(stdout) as { streams?: Record<string, unknown>[] }).streams?.[0];
+  if (stream === undefined) throw new Error(`ffprobe finds no video stream in ${path}`);
+  return {
+    codec: String(stream.codec_name),
+    frames: Number(stream.nb_read_frames),
+    width: Number(stream.width),
+    height: Number(stream.height),
+  };
+}
+
+/**
+ * Makes a 2 s 320x240 25 fps VP8 clip (ffmpeg's testsrc, a key frame each second) in a fresh
+ * temporary folder removed after the test, and confirms its frame count with ffprobe.
+ * Undefined when ffmpeg is missing (the test is skipped; under CI it fails).
+ */
+export async function makeVideoClip(
+  t: TestContext,
+  options: { seconds?: number; frameRate?: number } = {},
+): Promise<VideoClip | undefined> {
+  if (!requireTool(t, "ffmpeg", "ffmpeg") || !requireTool(t, "ffprobe", "ffmpeg")) return undefined;
+  const seconds = options.seconds ?? 2;
+  const frameRate = options.frameRate ?? 25;
+  const dir = await mkdtemp(join(tmpdir(), "sipsteer-video-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "clip.ivf");
+  // -g: a key frame every second; -auto-alt-ref 0: no hidden frames, so frames = pictures.
+  await run(
+    "ffmpeg",
+    [
+      ...["-hide_banner", "-loglevel", "error", "-nostdin", "-y"],
+      ...["-f", "lavfi", "-i", `testsrc=size=320x240:rate=${frameRate}`, "-t", String(seconds)],
+      ...["-c:v", "libvpx", "-b:v", "300k", "-g", String(frameRate), "-auto-alt-ref", "0"],
+      ...["-f", "ivf", path],
+    ],
+    { timeout: 30_000 },
+  );
+  const probe = await probeVideo(path);
+  if (probe.codec !== "vp8") throw new Error(`ffmpeg made ${probe.codec}, not VP8`);
+  return { path, frames: probe.frames, width: probe.width, height: probe.height, frameRate, dir };
+}
+
+/** A child process that is always reaped: `exited` settles with its exit code or signal. */
+export interface RunningTool {
+  readonly process: ChildProcess;
+  readonly exited: Promise<number | string | null>;
+  /** What it wrote to stdout and stderr so far (for failure messages). */
+  output(): string;
+  /** Kills it by PID (SIGKILL when it does not end within 3 s) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+/** Starts `command` with stdin a pipe; the caller stops it in `finally`. */
+export function startTool(command: string, args: readonly string[]): RunningTool {
+  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string | null>((resolve) => {
+    child.once("exit", (code, signal) => resolve(code ?? signal));
+    child.once("error", (error) => resolve(error.message));
+  });
+  return {
+    process: child,
+    exited,
+    output: () => output,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, signal);
+        const timer = setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+        }, 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+  };
+}

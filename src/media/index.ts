@@ -42,3 +42,22 @@ export {
   type Vp8PacketizerOptions,
   type Vp8RtpPayload,
 } from "./video/vp8-payload.js";
+export {
+  readPictureLossIndications,
+  writePictureLossRequest,
+  type PictureLossIndication,
+} from "./video/rtcp-feedback.js";
+export { RtpReceiveCounter } from "./video/rtp-receive-counter.js";
+export {
+  DEFAULT_VIDEO_MTU_BYTES,
+  DEFAULT_VP8_PAYLOAD_TYPE,
+  VP8_CLOCK_RATE,
+  VideoStream,
+  parseVideoStreamOptions,
+  videoStreamOptionsSchema,
+  type VideoRemote,
+  type VideoStreamDeps,
+  type VideoStreamOptions,
+  type VideoStreamOptionsInput,
+  type VideoStreamStats,
+} from "./video/video-stream.js";

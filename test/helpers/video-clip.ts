@@ -1,7 +1,8 @@
 // The VP8 test clip, made at test time by Debian's ffmpeg (libvpx) so that no binary video
 // sits in git, and ffprobe's view of a file, which the video tests compare against.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createSocket, type Socket } from "node:dgram";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -94,6 +95,8 @@ export interface RunningTool {
   readonly exited: Promise<number | string | null>;
   /** What it wrote to stdout and stderr so far (for failure messages). */
   output(): string;
+  /** Its exit code or signal, or "still running" after `ms` (it is not killed). */
+  exitWithin(ms: number): Promise<number | string | null>;
   /** Kills it by PID (SIGKILL when it does not end within 3 s) and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<number | string | null>;
 }
@@ -112,6 +115,15 @@ export function startTool(command: string, args: readonly string[]): RunningTool
     process: child,
     exited,
     output: () => output,
+    async exitWithin(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve("still running"), ms);
+      });
+      const result = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      return result;
+    },
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
         process.kill(child.pid, signal);
@@ -124,4 +136,37 @@ export function startTool(command: string, args: readonly string[]): RunningTool
       return exited;
     },
   };
+}
+
+/** A free even UDP port on 127.0.0.1 whose odd neighbour is free too (RTP and RTCP). */
+export async function freeRtpPortPair(): Promise<number> {
+  const bind = (port: number): Promise<Socket | undefined> =>
+    new Promise((resolve) => {
+      const socket = createSocket("udp4");
+      socket.once("error", () => resolve(undefined));
+      socket.bind({ port, address: "127.0.0.1", exclusive: true }, () => resolve(socket));
+    });
+  const close = (socket: Socket | undefined): Promise<void> =>
+    new Promise((resolve) => (socket === undefined ? resolve() : socket.close(() => resolve())));
+  for (;;) {
+    const rtp = await bind(0);
+    const port = rtp?.address().port ?? 1;
+    const rtcp = port % 2 === 0 ? await bind(port + 1) : undefined;
+    await close(rtp);
+    await close(rtcp);
+    if (rtcp !== undefined) return port;
+  }
+}
+
+/** Whether some process has a UDP socket bound to `port` (Linux: /proc/net/udp and udp6). */
+export async function udpPortBound(port: number): Promise<boolean> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {
+    const text = await readFile(table, "utf8").catch(() => "");
+    // Each line: "sl local_address rem_address ...", the local address as HEX_IP:HEX_PORT.
+    if (text.split("\n").some((line) => line.trim().split(/\s+/)[1]?.endsWith(hex))) {
+      return true;
+    }
+  }
+  return false;
 }

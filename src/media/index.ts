@@ -10,6 +10,117 @@ export {
   type RtpPacketInput,
   type RtpReadFailure,
 } from "./rtp-packet.js";
+export {
+  PCMA_PAYLOAD_TYPE,
+  PCMU_PAYLOAD_TYPE,
+  g711Decode,
+  g711DecodeSample,
+  g711Encode,
+  g711EncodeSample,
+  g711LawOf,
+  g711Silence,
+  type G711Law,
+} from "./g711.js";
+export {
+  WAV_HEADER_BYTES,
+  WavFormatError,
+  WavRecorder,
+  encodeWav,
+  parseWav,
+  readWavFile,
+  toMono8k,
+  type AudioSink,
+  type WavAudio,
+} from "./wav.js";
+export {
+  AUDIO_SAMPLE_RATE,
+  AudioSourceError,
+  FRAME_MS,
+  FRAME_SAMPLES,
+  SamplesSource,
+  SequenceSource,
+  openAudioSource,
+  type AudioSource,
+} from "./audio-source.js";
+export { DEFAULT_TONE_AMPLITUDE, SilenceSource, ToneSource } from "./tone.js";
+export { goertzelPower, levelDbfs, scanForTone, toneRatio, type ToneScan } from "./goertzel.js";
+export {
+  RTCP_BYE,
+  RTCP_RR,
+  RTCP_SDES,
+  RTCP_SR,
+  ntpMiddle32,
+  ntpTimestamp,
+  readRtcpCompound,
+  writeRtcpCompound,
+  type Goodbye,
+  type OtherRtcpPacket,
+  type ReceiverReport,
+  type ReportBlock,
+  type RtcpPacket,
+  type RtcpReadResult,
+  type SenderReport,
+  type SourceDescription,
+} from "./rtcp.js";
+export {
+  ReceiverStats,
+  SenderStats,
+  roundTripMs,
+  type ReceivedPacket,
+  type ReceiverSnapshot,
+} from "./stream-stats.js";
+export {
+  DEFAULT_JITTER_MAX_DELAY_MS,
+  DEFAULT_JITTER_MIN_DELAY_MS,
+  JitterBuffer,
+  type BufferedFrame,
+  type JitterBufferOptions,
+  type JitterBufferStats,
+  type PlayoutFrame,
+} from "./jitter-buffer.js";
+export {
+  DEFAULT_DTMF_DURATION_MS,
+  DtmfReceiver,
+  DtmfSender,
+  dtmfEvent,
+  dtmfKey,
+  readTelephoneEvent,
+  writeTelephoneEvent,
+  type DtmfPacket,
+  type ReceivedDigit,
+  type TelephoneEvent,
+} from "./dtmf.js";
+export {
+  DEFAULT_R_BASE,
+  G711_NO_PLC,
+  G711_PLC,
+  delayImpairment,
+  effectiveEquipmentImpairment,
+  estimateMos,
+  mosFromR,
+  rFactor,
+  type CodecImpairment,
+  type EModelInput,
+} from "./mos.js";
+export {
+  AUDIO_PTIME_MS,
+  DEFAULT_TELEPHONE_EVENT_PT,
+  DEFAULT_VP8_PT,
+  SdpError,
+  answerOffer,
+  buildOffer,
+  readAnswer,
+  readDescription,
+  type Answer,
+  type AudioCodecName,
+  type LocalMedia,
+  type MediaDirection,
+  type NegotiatedStream,
+  type RemoteCodec,
+  type RemoteDescription,
+  type RemoteStream,
+  type SdpErrorCode,
+} from "./sdp.js";
 
 // Video: VP8 over RTP (RFC 7741) from and into IVF files (issue 6).
 export {

@@ -155,13 +155,14 @@ export {
 } from "./video/vp8-payload.js";
 export {
   readPictureLossIndications,
+  writePictureLossIndication,
   writePictureLossRequest,
   type PictureLossIndication,
 } from "./video/rtcp-feedback.js";
-export { RtpReceiveCounter } from "./video/rtp-receive-counter.js";
 export {
+  DEFAULT_PLI_INTERVAL_MS,
   DEFAULT_VIDEO_MTU_BYTES,
-  DEFAULT_VP8_PAYLOAD_TYPE,
+  DEFAULT_VIDEO_RTCP_INTERVAL_MS,
   VP8_CLOCK_RATE,
   VideoStream,
   parseVideoStreamOptions,

@@ -2,6 +2,7 @@
 // sits in git, and ffprobe's view of a file, which the video tests compare against.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
+import { rmSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,20 +59,12 @@ export async function probeVideo(path: string): Promise<VideoProbe> {
   };
 }
 
-/**
- * Makes a 2 s 320x240 25 fps VP8 clip (ffmpeg's testsrc, a key frame each second) in a fresh
- * temporary folder removed after the test, and confirms its frame count with ffprobe.
- * Undefined when ffmpeg is missing (the test is skipped; under CI it fails).
- */
-export async function makeVideoClip(
-  t: TestContext,
-  options: { seconds?: number; frameRate?: number } = {},
-): Promise<VideoClip | undefined> {
-  if (!requireTool(t, "ffmpeg", "ffmpeg") || !requireTool(t, "ffprobe", "ffmpeg")) return undefined;
-  const seconds = options.seconds ?? 2;
-  const frameRate = options.frameRate ?? 25;
-  const dir = await mkdtemp(join(tmpdir(), "sipsteer-video-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+/** Clips made in this process, by their settings: each is made once, removed at exit. */
+const clips = new Map<string, Promise<Omit<VideoClip, "dir">>>();
+
+async function makeClipOnce(seconds: number, frameRate: number): Promise<Omit<VideoClip, "dir">> {
+  const dir = await mkdtemp(join(tmpdir(), "sipsteer-clip-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, "clip.ivf");
   // -g: a key frame every second; -auto-alt-ref 0: no hidden frames, so frames = pictures.
   await run(
@@ -86,7 +79,31 @@ export async function makeVideoClip(
   );
   const probe = await probeVideo(path);
   if (probe.codec !== "vp8") throw new Error(`ffmpeg made ${probe.codec}, not VP8`);
-  return { path, frames: probe.frames, width: probe.width, height: probe.height, frameRate, dir };
+  return { path, frames: probe.frames, width: probe.width, height: probe.height, frameRate };
+}
+
+/**
+ * A 2 s 320x240 25 fps VP8 clip (ffmpeg's testsrc, a key frame each second), made once per
+ * test process and confirmed by ffprobe, with a fresh temporary folder for the test's own
+ * files, removed after the test. Undefined when ffmpeg is missing (the test is skipped; under
+ * CI it fails).
+ */
+export async function makeVideoClip(
+  t: TestContext,
+  options: { seconds?: number; frameRate?: number } = {},
+): Promise<VideoClip | undefined> {
+  if (!requireTool(t, "ffmpeg", "ffmpeg") || !requireTool(t, "ffprobe", "ffmpeg")) return undefined;
+  const seconds = options.seconds ?? 2;
+  const frameRate = options.frameRate ?? 25;
+  const key = `${seconds}s@${frameRate}`;
+  let clip = clips.get(key);
+  if (clip === undefined) {
+    clip = makeClipOnce(seconds, frameRate);
+    clips.set(key, clip);
+  }
+  const dir = await mkdtemp(join(tmpdir(), "sipsteer-video-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return { ...(await clip), dir };
 }
 
 /** A child process that is always reaped: `exited` settles with its exit code or signal. */

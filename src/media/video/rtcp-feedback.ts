@@ -1,15 +1,13 @@
 // The RTCP a video receiver needs to ask for a key frame: Picture Loss Indication (RFC 4585
 // §6.3.1), sent in a compound packet behind an empty receiver report and the CNAME, as
 // RFC 4585 §3.1 and RFC 3550 §6.1 want every RTCP packet to be.
+import { writeRtcpCompound, type ReceiverReport, type SenderReport } from "../rtcp.js";
 import { RTP_VERSION } from "../rtp-packet.js";
 
-const RTCP_RR = 201;
-const RTCP_SDES = 202;
 /** RFC 4585 §6.1: payload-specific feedback. */
 const RTCP_PSFB = 206;
 /** RFC 4585 §6.3: FMT 1 of PSFB is PLI. */
 const PSFB_PLI = 1;
-const SDES_CNAME = 1;
 
 export interface PictureLossIndication {
   /** Who asks. */
@@ -18,39 +16,33 @@ export interface PictureLossIndication {
   readonly mediaSsrc: number;
 }
 
-/**
- * A compound RTCP packet asking `mediaSsrc` for a key frame: RR (no report blocks), SDES with
- * the CNAME, PLI. RFC 4585 §6.3.1.1: "The PLI FB message is identified by PT=PSFB and FMT=1.
- * There MUST be exactly one PLI contained in the FCI field." — its FCI is empty.
- */
-export function writePictureLossRequest(pli: PictureLossIndication & { cname: string }): Buffer {
-  const rr = Buffer.alloc(8);
-  rr[0] = RTP_VERSION << 6;
-  rr[1] = RTCP_RR;
-  rr.writeUInt16BE(1, 2);
-  rr.writeUInt32BE(pli.senderSsrc >>> 0, 4);
-
-  const cname = Buffer.from(pli.cname, "utf8").subarray(0, 255);
-  // SSRC, item type, length, text, then at least one null octet ending the item list, to a
-  // 32-bit boundary (RFC 3550 §6.5).
-  const chunk = 4 + 2 + cname.length;
-  const sdesBody = chunk + (4 - (chunk % 4));
-  const sdes = Buffer.alloc(4 + sdesBody);
-  sdes[0] = (RTP_VERSION << 6) | 1;
-  sdes[1] = RTCP_SDES;
-  sdes.writeUInt16BE(sdes.length / 4 - 1, 2);
-  sdes.writeUInt32BE(pli.senderSsrc >>> 0, 4);
-  sdes[8] = SDES_CNAME;
-  sdes[9] = cname.length;
-  cname.copy(sdes, 10);
-
+/** The 12-byte PLI alone (RFC 4585 §6.1 common header, FMT 1, no FCI). */
+export function writePictureLossIndication(pli: PictureLossIndication): Buffer {
   const fb = Buffer.alloc(12);
   fb[0] = (RTP_VERSION << 6) | PSFB_PLI;
   fb[1] = RTCP_PSFB;
   fb.writeUInt16BE(2, 2);
   fb.writeUInt32BE(pli.senderSsrc >>> 0, 4);
   fb.writeUInt32BE(pli.mediaSsrc >>> 0, 8);
-  return Buffer.concat([rr, sdes, fb]);
+  return fb;
+}
+
+/**
+ * A compound RTCP packet asking `mediaSsrc` for a key frame: the report (`reports`, an RR
+ * without blocks by default), SDES with the CNAME, then the PLI. RFC 4585 §6.3.1.1: "The PLI
+ * FB message is identified by PT=PSFB and FMT=1. There MUST be exactly one PLI contained in
+ * the FCI field." — its FCI is empty.
+ */
+export function writePictureLossRequest(
+  pli: PictureLossIndication & { cname: string; report?: SenderReport | ReceiverReport },
+): Buffer {
+  return Buffer.concat([
+    writeRtcpCompound([
+      pli.report ?? { type: "rr", ssrc: pli.senderSsrc, reports: [] },
+      { type: "sdes", chunks: [{ ssrc: pli.senderSsrc, cname: pli.cname }] },
+    ]),
+    writePictureLossIndication(pli),
+  ]);
 }
 
 /**

@@ -12,10 +12,20 @@ import {
   type Logger,
 } from "../../sip/index.js";
 import { DestinationPolicy } from "../../sip/transport/destination-policy.js";
+import {
+  ntpMiddle32,
+  ntpTimestamp,
+  readRtcpCompound,
+  writeRtcpCompound,
+  type ReceiverReport,
+  type RtcpPacket,
+  type SenderReport,
+} from "../rtcp.js";
 import { isRtcp, readRtpPacket, writeRtpPacket } from "../rtp-packet.js";
+import { DEFAULT_VP8_PT } from "../sdp.js";
+import { ReceiverStats, SenderStats } from "../stream-stats.js";
 import { IvfWriter, readIvfFile, type IvfFrame } from "./ivf.js";
 import { readPictureLossIndications, writePictureLossRequest } from "./rtcp-feedback.js";
-import { RtpReceiveCounter } from "./rtp-receive-counter.js";
 import {
   Vp8Depacketizer,
   Vp8Packetizer,
@@ -26,10 +36,13 @@ import {
 
 /** RFC 7741 §6.1: "The clock rate MUST be 90000". */
 export const VP8_CLOCK_RATE = 90_000;
-/** A dynamic payload type (RFC 3551 §6); SDP says which one a peer wants. */
-export const DEFAULT_VP8_PAYLOAD_TYPE = 96;
 /** A datagram this size crosses common paths (tunnels included) without fragmenting. */
 export const DEFAULT_VIDEO_MTU_BYTES = 1200;
+/**
+ * RFC 3550 §6.2: "The RECOMMENDED value for a fixed minimum interval is 5 seconds"; each
+ * interval is drawn from 0.5–1.5 times it (§6.3.1) so that streams do not report in step.
+ */
+export const DEFAULT_VIDEO_RTCP_INTERVAL_MS = 5000;
 /** At most one PLI this often while a key frame is awaited (RFC 4585 leaves the pace open). */
 export const DEFAULT_PLI_INTERVAL_MS = 500;
 /** DESIGN.md: sends go only where allowed; everywhere unless narrowed (tests: loopback). */
@@ -67,7 +80,7 @@ export const videoStreamOptionsSchema = z.object({
   /** The peer, from its SDP; may come later through setRemote(), or by latching. */
   remote: videoRemoteSchema.optional(),
   /** The payload type sent (the peer's, from its SDP). */
-  payloadType: z.number().int().min(0).max(127).default(DEFAULT_VP8_PAYLOAD_TYPE),
+  payloadType: z.number().int().min(0).max(127).default(DEFAULT_VP8_PT),
   /** The payload type taken on receiving; `payloadType` when absent. */
   receivePayloadType: z.number().int().min(0).max(127).optional(),
   /** Our SSRC; random when absent (RFC 3550 §8). */
@@ -98,6 +111,8 @@ export const videoStreamOptionsSchema = z.object({
   /** Ask for a key frame with RTCP PLI (RFC 4585) after loss. */
   pli: z.boolean().default(true),
   pliIntervalMs: z.number().int().positive().default(DEFAULT_PLI_INTERVAL_MS),
+  /** Mean time between RTCP reports (SR when we send, else RR); a BYE goes at stop(). */
+  rtcpIntervalMs: z.number().int().positive().default(DEFAULT_VIDEO_RTCP_INTERVAL_MS),
 });
 
 export type VideoStreamOptionsInput = z.input<typeof videoStreamOptionsSchema>;
@@ -117,6 +132,10 @@ export function parseVideoStreamOptions(input: unknown): Readonly<VideoStreamOpt
 export interface VideoStreamDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /** Epoch ms, for the NTP timestamps of sender reports; Date.now by default. */
+  readonly wallNow?: () => number;
+  /** Uniform in [0, 1), for the RTCP interval's spread; Math.random by default. */
+  readonly random?: () => number;
 }
 
 export interface VideoStreamStats {
@@ -130,7 +149,7 @@ export interface VideoStreamStats {
   receivedFrames: number;
   receivedBytes: number;
   receivedKeyframes: number;
-  /** RFC 3550 A.3: packets expected minus received. */
+  /** RFC 3550 A.3: packets expected minus received (0 when duplicates make it negative). */
   lost: number;
   /** RFC 3550 A.8 interarrival jitter, in milliseconds. */
   jitterMs: number;
@@ -146,6 +165,9 @@ export interface VideoStreamStats {
   /** Sends the allowedDestinations list refused. */
   refusedSends: number;
   sendErrors: number;
+  /** RTCP compound packets sent (reports, PLIs, the BYE) and received. */
+  rtcpSent: number;
+  rtcpReceived: number;
 }
 
 interface Endpoint {
@@ -172,7 +194,10 @@ export class VideoStream {
   readonly #cname: string;
   readonly #packetizer: Vp8Packetizer;
   readonly #depacketizer = new Vp8Depacketizer();
-  readonly #counter = new RtpReceiveCounter(VP8_CLOCK_RATE);
+  readonly #wallNow: () => number;
+  readonly #random: () => number;
+  readonly #receiver = new ReceiverStats({ clockRate: VP8_CLOCK_RATE });
+  readonly #sender = new SenderStats();
   readonly #stats: Omit<VideoStreamStats, "lost" | "jitterMs" | "framesDropped"> = {
     sentPackets: 0,
     sentFrames: 0,
@@ -188,6 +213,8 @@ export class VideoStream {
     discarded: 0,
     refusedSends: 0,
     sendErrors: 0,
+    rtcpSent: 0,
+    rtcpReceived: 0,
   };
   #rtp: Socket | undefined;
   #rtcp: Socket | undefined;
@@ -209,6 +236,7 @@ export class VideoStream {
   #timestampBase = 0;
   #sequence = 0;
   #timer: ClockTimer | undefined;
+  #rtcpTimer: ClockTimer | undefined;
   #sendDone: Promise<void> = Promise.resolve();
   #resolveSendDone: (() => void) | undefined;
 
@@ -228,6 +256,8 @@ export class VideoStream {
   ) {
     this.options = parseVideoStreamOptions(options);
     this.#clock = deps.clock ?? systemClock;
+    this.#wallNow = deps.wallNow ?? Date.now;
+    this.#random = deps.random ?? Math.random;
     this.#log = (deps.logger ?? silentLogger).child({ component: "video-stream" });
     this.#policy = new DestinationPolicy(this.options.allowedDestinations);
     this.ssrc = this.options.ssrc ?? randomBytes(4).readUInt32BE(0);
@@ -253,8 +283,8 @@ export class VideoStream {
   get stats(): VideoStreamStats {
     return {
       ...this.#stats,
-      lost: this.#counter.lost,
-      jitterMs: this.#counter.jitterMs,
+      lost: Math.max(0, this.#receiver.snapshot().lost),
+      jitterMs: this.#receiver.snapshot().jitterMs,
       framesDropped: this.#depacketizer.stats.framesDropped,
     };
   }
@@ -306,19 +336,25 @@ export class VideoStream {
       await this.stop();
       throw error;
     }
+    this.#sendStartMs = this.#clock.now();
     if (this.#frames.length > 0) {
       this.#sendDone = new Promise((resolve) => (this.#resolveSendDone = resolve));
-      this.#sendStartMs = this.#clock.now();
       this.#sendNext();
     }
+    this.#scheduleReport();
     this.#log.info({ local: this.local, remote: this.remote }, "video stream started");
   }
 
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
+    const wasStarted = this.#state === "started";
     this.#state = "stopped";
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    if (this.#rtcpTimer !== undefined) this.#clock.clearTimeout(this.#rtcpTimer);
     this.#timer = undefined;
+    this.#rtcpTimer = undefined;
+    // RFC 3550 §6.3.7: a participant that leaves sends a BYE.
+    if (wasStarted) await this.#sendReport(true);
     this.#finishSending();
     this.#depacketizer.flush();
     const sockets = [this.#rtp, this.#rtcp].filter((s): s is Socket => s !== undefined);
@@ -454,6 +490,7 @@ export class VideoStream {
       sent = true;
       this.#stats.sentPackets++;
       this.#stats.sentBytes += part.payload.length;
+      this.#sender.record(part.payload.length);
     }
     if (!sent) return;
     this.#stats.sentFrames++;
@@ -461,7 +498,7 @@ export class VideoStream {
   }
 
   /** Sends if allowedDestinations permits; false when refused. */
-  #send(socket: Socket | undefined, datagram: Buffer, to: Endpoint): boolean {
+  #send(socket: Socket | undefined, datagram: Buffer, to: Endpoint, onSent?: () => void): boolean {
     if (socket === undefined) return false;
     if (!this.#policy.allows(to.address)) {
       this.#stats.refusedSends++;
@@ -472,6 +509,7 @@ export class VideoStream {
       return false;
     }
     socket.send(datagram, to.port, to.address, (error) => {
+      onSent?.();
       if (error === null || error === undefined) return;
       this.#stats.sendErrors++;
       this.#log.debug({ err: error, to }, "video: send failed");
@@ -502,7 +540,12 @@ export class VideoStream {
     if (this.options.symmetricRtp && !this.#latched) this.#latch(from);
     const arrivalMs = this.#clock.now();
     this.#stats.receivedPackets++;
-    this.#counter.packet(packet.sequence, packet.timestamp, arrivalMs);
+    this.#receiver.receive({
+      sequence: packet.sequence,
+      timestamp: packet.timestamp,
+      arrivalMs,
+      payloadBytes: packet.payload.length,
+    });
     const damagedBefore = this.#depacketizer.stats.damaged;
     const frames = this.#depacketizer.push(packet);
     if (this.#depacketizer.stats.damaged !== damagedBefore) this.#stats.discarded++;
@@ -525,6 +568,19 @@ export class VideoStream {
   #receiveRtcp(datagram: Buffer, from: { address: string; port: number }): void {
     if (this.options.symmetricRtp && this.#latched && this.#policy.allows(from.address)) {
       this.#remoteRtcp = { address: from.address, port: from.port };
+    }
+    this.#stats.rtcpReceived++;
+    const read = readRtcpCompound(datagram);
+    if (read.ok) {
+      for (const packet of read.packets) {
+        // Its NTP time, for the LSR and DLSR of our next report block (RFC 3550 §6.4.1).
+        if (packet.type === "sr" && packet.ssrc === this.#remoteSsrc) {
+          this.#receiver.noteSenderReport(
+            ntpMiddle32(packet.ntpSeconds, packet.ntpFraction),
+            this.#clock.now(),
+          );
+        }
+      }
     }
     for (const pli of readPictureLossIndications(datagram)) {
       if (pli.mediaSsrc === this.ssrc) this.#stats.pliReceived++;
@@ -568,7 +624,63 @@ export class VideoStream {
       senderSsrc: this.ssrc,
       mediaSsrc: this.#remoteSsrc,
       cname: this.#cname,
+      report: this.#report(now),
     });
-    if (this.#send(this.#rtcp ?? this.#rtp, request, this.#remoteRtcp)) this.#stats.pliSent++;
+    if (this.#send(this.#rtcp ?? this.#rtp, request, this.#remoteRtcp)) {
+      this.#stats.pliSent++;
+      this.#stats.rtcpSent++;
+    }
+  }
+
+  // RTCP reports (RFC 3550 §6.4).
+
+  #scheduleReport(): void {
+    const delay = this.options.rtcpIntervalMs * (0.5 + this.#random());
+    this.#rtcpTimer = this.#clock.setTimeout(() => {
+      this.#rtcpTimer = undefined;
+      if (this.#state !== "started") return;
+      void this.#sendReport(false);
+      this.#scheduleReport();
+    }, delay);
+  }
+
+  /** An SR once we have sent, else an RR; with a block about the peer once it is valid. */
+  #report(nowMs: number): SenderReport | ReceiverReport {
+    const reports =
+      this.#remoteSsrc !== undefined && this.#receiver.valid
+        ? [this.#receiver.reportBlock(this.#remoteSsrc, nowMs)]
+        : [];
+    if (this.#sender.packets === 0) return { type: "rr", ssrc: this.ssrc, reports };
+    const ntp = ntpTimestamp(this.#wallNow());
+    // The RTP time of this instant on the sending timeline (RFC 3550 §6.4.1).
+    const elapsed = Math.round(((nowMs - this.#sendStartMs) * VP8_CLOCK_RATE) / 1000);
+    return {
+      type: "sr",
+      ssrc: this.ssrc,
+      ntpSeconds: ntp.seconds,
+      ntpFraction: ntp.fraction,
+      rtpTimestamp: (this.#timestampBase + elapsed) >>> 0,
+      packetCount: this.#sender.packets,
+      octetCount: this.#sender.octets,
+      reports,
+    };
+  }
+
+  /** Resolves once the datagram has left (stop() closes the socket after its BYE). */
+  #sendReport(bye: boolean): Promise<void> {
+    const destination = this.#remoteRtcp;
+    if (destination === undefined) return Promise.resolve();
+    const packets: RtcpPacket[] = [
+      this.#report(this.#clock.now()),
+      { type: "sdes", chunks: [{ ssrc: this.ssrc, cname: this.#cname }] },
+    ];
+    if (bye) packets.push({ type: "bye", ssrcs: [this.ssrc] });
+    return new Promise((resolve) => {
+      if (this.#send(this.#rtcp ?? this.#rtp, writeRtcpCompound(packets), destination, resolve)) {
+        this.#stats.rtcpSent++;
+      } else {
+        resolve();
+      }
+    });
   }
 }

@@ -69,7 +69,7 @@ describe("VP8 over RTP with ffmpeg", () => {
     const sdp = join(clip.dir, "video.sdp");
     await writeFile(sdp, vp8Sdp(port, 97));
     const received = join(clip.dir, "ffmpeg-received.ivf");
-    // -listen_timeout: ffmpeg's input ends 3 s after the last packet, and it writes its trailer.
+    // -listen_timeout: ffmpeg's input would end 3 s after the last packet in any case.
     const ffmpeg = startTool("ffmpeg", [
       ...["-hide_banner", "-nostdin", "-loglevel", "info"],
       ...["-protocol_whitelist", "file,udp,rtp", "-listen_timeout", "3", "-i", sdp],
@@ -90,6 +90,8 @@ describe("VP8 over RTP with ffmpeg", () => {
       );
       await stream.start();
       await stream.whenSent();
+      // Our RTCP BYE ends ffmpeg's input (else its -listen_timeout would).
+      await stream.stop();
       assert.equal(await ffmpeg.exitWithin(10_000), 0, ffmpeg.output());
     } finally {
       await stream.stop();

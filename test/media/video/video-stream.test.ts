@@ -12,6 +12,7 @@ import {
   parseVideoStreamOptions,
   readIvfFile,
   readPictureLossIndications,
+  readRtcpCompound,
   readRtpPacket,
   readVp8Descriptor,
   writePictureLossRequest,
@@ -254,6 +255,81 @@ describe("VideoStream", () => {
     const markers = packets.flatMap((p, i) => (p.marker ? [i] : []));
     const startIndexes = packets.flatMap((p, i) => ((p.payload[0]! & 0x10) !== 0 ? [i] : []));
     assert.deepEqual(markers, [...startIndexes.slice(1).map((i) => i - 1), packets.length - 1]);
+  });
+
+  test("RTCP every interval: an SR from the sender, an RR about it from the receiver, a BYE at stop (RFC 3550 §6.4)", async (t) => {
+    const clip = await makeVideoClip(t);
+    if (clip === undefined) return;
+    const port = await freeRtpPortPair();
+    const far = await rawSocket(port);
+    const farRtcp = await rawSocket(port + 1);
+    const senderClock = new FakeClock();
+    const receiverClock = new FakeClock();
+    const deps = { random: () => 0.5, wallNow: () => Date.UTC(2026, 0, 1) };
+    const b = new VideoStream(
+      {
+        localAddress: "127.0.0.1",
+        remote: { address: "127.0.0.1", port },
+        allowedDestinations: LOOPBACK,
+        rtcpIntervalMs: 1000,
+      },
+      { ...deps, clock: receiverClock },
+    );
+    await b.start();
+    const a = new VideoStream(
+      {
+        localAddress: "127.0.0.1",
+        remote: { address: "127.0.0.1", port: b.local.port, rtcpPort: port + 1 },
+        send: { file: clip.path },
+        allowedDestinations: LOOPBACK,
+        rtcpIntervalMs: 1000,
+      },
+      { ...deps, clock: senderClock },
+    );
+    let packetsBeforeReport: number;
+    try {
+      await a.start();
+      senderClock.tick(999);
+      packetsBeforeReport = a.stats.sentPackets;
+      await eventually(
+        () => (b.stats.receivedFrames === 25 ? true : undefined),
+        5000,
+        "a second of frames",
+      );
+      // At 1000 ms the report falls due before frame 25 (its timer was set first).
+      senderClock.tick(1);
+      receiverClock.tick(1000);
+      await eventually(
+        () => (farRtcp.received.length === 2 ? true : undefined),
+        5000,
+        "two reports",
+      );
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+    await eventually(() => (farRtcp.received.length === 4 ? true : undefined), 5000, "two BYEs");
+    await closeSocket(far.socket);
+    await closeSocket(farRtcp.socket);
+    const compounds = farRtcp.received.map((d) => {
+      const read = readRtcpCompound(d);
+      assert.ok(read.ok, read.ok ? "" : read.reason);
+      return read.packets;
+    });
+    const sr = compounds.flat().find((p) => p.type === "sr" && p.ssrc === a.ssrc);
+    assert.ok(sr?.type === "sr");
+    assert.equal(sr.packetCount, packetsBeforeReport);
+    assert.ok(sr.octetCount > packetsBeforeReport * 4);
+    assert.equal(sr.ntpSeconds, Date.UTC(2026, 0, 1) / 1000 + 2208988800);
+    const rr = compounds.flat().find((p) => p.type === "rr" && p.ssrc === b.ssrc);
+    assert.ok(rr?.type === "rr");
+    assert.equal(rr.reports.length, 1);
+    assert.equal(rr.reports[0]!.ssrc, a.ssrc);
+    assert.equal(rr.reports[0]!.cumulativeLost, 0);
+    const byes = compounds.filter((c) => c.some((p) => p.type === "bye"));
+    assert.equal(byes.length, 2);
+    assert.ok(byes.every((c) => c[0]!.type === "sr" || c[0]!.type === "rr"));
+    assert.ok(compounds.every((c) => c.some((p) => p.type === "sdes")));
   });
 
   test("a frame that lost a packet brings an RTCP PLI to its sender (RFC 4585 §6.3.1)", async () => {

@@ -179,8 +179,10 @@ interface Endpoint {
  * One VP8 stream over RTP. `start()` binds the RTP socket (and RTCP on port + 1, unless
  * muxed), opens the recording and begins sending the IVF file paced by the clock: each frame
  * leaves at its pts, with the RTP timestamp its pts in 90 kHz, packetized by RFC 7741;
- * looping, each round goes on from where the last ended. `stop()` clears the timer, closes
- * the sockets and finishes the recording (its frame count fixed).
+ * looping, each round goes on from where the last ended. Frames due while there is nowhere to
+ * send yet (no remote, nothing latched) are skipped; the timeline goes on. `stop()` sends an
+ * RTCP BYE, clears the timers, closes the sockets and finishes the recording (its frame count
+ * fixed).
  *
  * A received PLI is counted but cannot be honoured: the frames come from a file, so the next
  * key frame is the file's next one (with ffmpeg's `-g 25`, within a second).
@@ -291,7 +293,12 @@ export class VideoStream {
 
   /** Sets the peer (from its SDP answer or offer); latching may move it later. */
   setRemote(remote: VideoRemote): void {
-    const r = videoRemoteSchema.parse(remote);
+    const parsed = videoRemoteSchema.safeParse(remote);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new RangeError(`video stream: remote.${issue.path.join(".")}: ${issue.message}`);
+    }
+    const r = parsed.data;
     this.#remoteRtp = { address: r.address, port: r.port };
     this.#remoteRtcp = {
       address: r.address,

@@ -468,6 +468,10 @@ describe("VideoStream", () => {
       [{ localAddress: "127.0.0.1", mtu: 40 }, "mtu"],
       [{ localAddress: "127.0.0.1", payloadType: 128 }, "payloadType"],
     ];
+    assert.throws(
+      () => new VideoStream({ localAddress: "127.0.0.1" }).setRemote({ address: "x", port: 5 }),
+      /remote\.address: /,
+    );
     for (const [options, path] of fields) {
       assert.throws(
         () => parseVideoStreamOptions(options),

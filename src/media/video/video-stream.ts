@@ -5,6 +5,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { z } from "zod";
 import {
+  DEFAULT_ALLOWED_DESTINATIONS,
   silentLogger,
   systemClock,
   type Clock,
@@ -45,8 +46,6 @@ export const DEFAULT_VIDEO_MTU_BYTES = 1200;
 export const DEFAULT_VIDEO_RTCP_INTERVAL_MS = 5000;
 /** At most one PLI this often while a key frame is awaited (RFC 4585 leaves the pace open). */
 export const DEFAULT_PLI_INTERVAL_MS = 500;
-/** DESIGN.md: sends go only where allowed; everywhere unless narrowed (tests: loopback). */
-export const DEFAULT_VIDEO_ALLOWED_DESTINATIONS: readonly string[] = ["0.0.0.0/0", "::/0"];
 /** IPv6 (40) + UDP (8) + RTP (12): what the MTU must leave for headers. */
 const HEADER_OVERHEAD_BYTES = 60;
 /** Tries to find a free even port with its odd neighbour free too (RFC 3550 §11). */
@@ -99,8 +98,8 @@ export const videoStreamOptionsSchema = z.object({
   record: z.string().min(1).optional(),
   /** Send to where the peer's RTP (and RTCP) come from (symmetric RTP, RFC 4961), for NAT. */
   symmetricRtp: z.boolean().default(false),
-  /** CIDR blocks every send must fall in (DESIGN.md). */
-  allowedDestinations: z.array(cidr).default([...DEFAULT_VIDEO_ALLOWED_DESTINATIONS]),
+  /** CIDR blocks every send must fall in (DESIGN.md); everywhere unless narrowed, as SIP's. */
+  allowedDestinations: z.array(cidr).default([...DEFAULT_ALLOWED_DESTINATIONS]),
   /** Largest IP datagram to send; the VP8 payload gets what headers leave. */
   mtu: z
     .number()

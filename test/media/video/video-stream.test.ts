@@ -100,6 +100,39 @@ describe("VideoStream", () => {
     );
   });
 
+  test("over IPv6 loopback, with RTP and RTCP muxed on one port", async (t) => {
+    const clip = await makeVideoClip(t);
+    if (clip === undefined) return;
+    const b = new VideoStream({
+      localAddress: "::1",
+      rtcpMux: true,
+      allowedDestinations: LOOPBACK,
+    });
+    await b.start();
+    const a = new VideoStream({
+      localAddress: "::1",
+      rtcpMux: true,
+      remote: { address: "::1", port: b.local.port },
+      send: { file: clip.path },
+      allowedDestinations: LOOPBACK,
+    });
+    try {
+      await a.start();
+      await a.whenSent();
+      await eventually(
+        () => (b.stats.receivedFrames === clip.frames ? true : undefined),
+        5000,
+        "all frames",
+      );
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+    assert.equal(a.remote?.rtcpPort, b.local.port);
+    assert.equal(b.stats.lost, 0);
+    assert.equal(b.stats.discarded, 0);
+  });
+
   test("symmetric RTP: a stream with no remote latches to its peer's source, which asks it for a key frame", async (t) => {
     const clip = await makeVideoClip(t);
     if (clip === undefined) return;

@@ -121,6 +121,17 @@ export {
   type RemoteStream,
   type SdpErrorCode,
 } from "./sdp.js";
+export { AllowedDestinations } from "./allowed-destinations.js";
+export {
+  AudioStream,
+  DEFAULT_RTCP_INTERVAL_MS,
+  type AudioStreamEvents,
+  type AudioStreamOptions,
+  type AudioStreamStats,
+  type AudioStreamSummary,
+  type RemoteEndpoint,
+  type RemoteReceptionReport,
+} from "./audio-stream.js";
 
 // Video: VP8 over RTP (RFC 7741) from and into IVF files (issue 6).
 export {

@@ -12,6 +12,8 @@ export const DEFAULT_JITTER_MAX_DELAY_MS = 200;
 const JITTER_FACTOR = 3;
 /** Ticks in a row over the target before a frame is dropped to shrink the delay. */
 const SHRINK_AFTER_TICKS = 5;
+/** A sequence this far ahead of playout (2 s of 20-ms frames) is a jump, not a gap. */
+const RESYNC_FRAMES = 100;
 
 export interface JitterBufferOptions {
   readonly clock: Clock;
@@ -26,6 +28,12 @@ export interface BufferedFrame {
   readonly sequence: number;
   readonly timestamp: number;
   readonly payload: Uint8Array;
+  /**
+   * A stand-in that holds a sequence number's place (silence while a telephone event takes
+   * the audio's turn): played like a frame, left out of the jitter estimate because its
+   * timestamp is the event's, not the frame's.
+   */
+  readonly filler?: boolean;
 }
 
 /** What one playout tick yields. */
@@ -45,6 +53,8 @@ export interface JitterBufferStats {
   readonly underruns: number;
   /** Frames dropped to bring the delay down to the target, or because the buffer was full. */
   readonly dropped: number;
+  /** Times the sequence jumped too far and playout restarted from the new number. */
+  readonly resyncs: number;
   readonly jitterMs: number;
   readonly targetDelayMs: number;
   /** Frames held now, times the frame length. */
@@ -79,6 +89,7 @@ export class JitterBuffer {
   #concealed = 0;
   #underruns = 0;
   #dropped = 0;
+  #resyncs = 0;
 
   constructor(options: JitterBufferOptions) {
     this.#clock = options.clock;
@@ -106,6 +117,15 @@ export class JitterBuffer {
       this.#late++;
       return false;
     }
+    if (this.#next !== undefined && extended - this.#next >= RESYNC_FRAMES) {
+      // Far beyond anything the buffer could hold: the sender jumped (restarted its
+      // numbering). Concealing the gap frame by frame would take as long as the jump; resync.
+      this.#resyncs++;
+      this.#frames.clear();
+      this.#next = extended;
+      this.#highest = extended;
+      this.#underrunRun = 0;
+    }
     if (this.#frames.has(extended)) {
       this.#duplicates++;
       return false;
@@ -114,7 +134,7 @@ export class JitterBuffer {
       this.#dropped++;
       return false;
     }
-    this.#measure(frame.timestamp, now);
+    if (frame.filler !== true) this.#measure(frame.timestamp, now);
     this.#frames.set(extended, frame);
     this.#pushed++;
     if (this.#highest === undefined || extended > this.#highest) this.#highest = extended;
@@ -206,6 +226,7 @@ export class JitterBuffer {
       concealed: this.#concealed,
       underruns: this.#underruns,
       dropped: this.#dropped,
+      resyncs: this.#resyncs,
       jitterMs: this.#jitterMs,
       targetDelayMs: this.#targetMs,
       bufferedMs: this.#bufferedMs(),

@@ -134,6 +134,17 @@ describe("jitter buffer", () => {
     assert.ok(buffer.stats.dropped < 25);
   });
 
+  test("a sender that jumps its numbering far ahead is followed at once, not concealed", () => {
+    const clock = new FakeClock();
+    const buffer = new JitterBuffer({ clock });
+    const out = run(buffer, clock, 20, (t) => (t < 5 ? [t] : t < 15 ? [30000 + t] : []));
+    const seqs = played(out);
+    assert.deepEqual(seqs.slice(0, 4), [0, 1, 2, 3]);
+    assert.ok(seqs.includes(30014), seqs.join(","));
+    assert.equal(buffer.stats.resyncs, 1);
+    assert.ok(buffer.stats.concealed <= 2);
+  });
+
   test("sequence numbers wrap at 2^16 without a gap", () => {
     const clock = new FakeClock();
     const buffer = new JitterBuffer({ clock });

@@ -2,7 +2,7 @@
 // unsupported formats refused by name, and the streaming recorder's header fixed on close.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -17,6 +17,7 @@ import {
   scanForTone,
   toMono8k,
 } from "../../src/media/index.js";
+import { eventually } from "../helpers/eventually.js";
 import { requireTool } from "../helpers/tools.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wav-test-"));
@@ -134,7 +135,11 @@ describe("WAV", () => {
     for (let frame = tone.nextFrame(); frame !== undefined; frame = tone.nextFrame())
       recorder.write(frame);
     // Before close the header still says 0 bytes of data; a reader takes what is there.
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(
+      () => (statSync(path).size >= 44 + 6400 ? true : undefined),
+      5000,
+      "the frames on disk",
+    );
     assert.equal(readFileSync(path).readUInt32LE(40), 0);
     assert.equal(parseWav(readFileSync(path)).samples.length, 3200);
     await recorder.close();

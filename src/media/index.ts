@@ -132,3 +132,55 @@ export {
   type RemoteEndpoint,
   type RemoteReceptionReport,
 } from "./audio-stream.js";
+
+// Video: VP8 over RTP (RFC 7741) from and into IVF files (issue 6).
+export {
+  IVF_ERROR_CODES,
+  IvfFormatError,
+  IvfWriter,
+  parseIvf,
+  parseIvfHeader,
+  readIvfFile,
+  writeIvf,
+  writeIvfFrame,
+  writeIvfHeader,
+  type IvfErrorCode,
+  type IvfFile,
+  type IvfFrame,
+  type IvfHeader,
+} from "./video/ivf.js";
+export {
+  Vp8Depacketizer,
+  Vp8Packetizer,
+  isVp8Keyframe,
+  readVp8Descriptor,
+  vp8KeyframeSize,
+  writeVp8Descriptor,
+  type Vp8Descriptor,
+  type Vp8DescriptorFailure,
+  type Vp8DepacketizerOptions,
+  type Vp8DepacketizerStats,
+  type Vp8Frame,
+  type Vp8PacketizerOptions,
+  type Vp8RtpPayload,
+} from "./video/vp8-payload.js";
+export {
+  readPictureLossIndications,
+  writePictureLossIndication,
+  writePictureLossRequest,
+  type PictureLossIndication,
+} from "./video/rtcp-feedback.js";
+export {
+  DEFAULT_PLI_INTERVAL_MS,
+  DEFAULT_VIDEO_MTU_BYTES,
+  DEFAULT_VIDEO_RTCP_INTERVAL_MS,
+  VP8_CLOCK_RATE,
+  VideoStream,
+  parseVideoStreamOptions,
+  videoStreamOptionsSchema,
+  type VideoRemote,
+  type VideoStreamDeps,
+  type VideoStreamOptions,
+  type VideoStreamOptionsInput,
+  type VideoStreamStats,
+} from "./video/video-stream.js";

@@ -35,6 +35,8 @@ export interface FleetOptions {
   readonly algorithms?: ("MD5" | "SHA-256")[];
   /** The proxies' registrar minimum (tests of refresh use short expiries). */
   readonly minExpires?: number;
+  /** Each proxy's capacity in calls (its workload is then calls/capacity, or its ELU). */
+  readonly capacityCalls?: number;
 }
 
 export interface TestFleet {
@@ -113,6 +115,9 @@ export async function startFleet(options: FleetOptions): Promise<TestFleet> {
         auth: { enabled: true, ...(options.algorithms ? { algorithms: options.algorithms } : {}) },
         registrar: { minExpires: options.minExpires ?? 60, defaultExpires: 600, maxExpires: 7200 },
         http: { address: "127.0.0.1", port: 0 },
+        ...(options.capacityCalls === undefined
+          ? {}
+          : { capacity: { calls: options.capacityCalls, media: 0 } }),
         report: { intervalMs: 100, push: [`${monitor.httpUrl}/v1/reports`], key: KEY },
         ...(options.shared
           ? {

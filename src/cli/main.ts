@@ -138,6 +138,8 @@ function phoneOptions(command: Command): Command {
     .option("--allow <cidr>", "send only to these CIDR blocks (repeat; default: anywhere)", collect)
     .option("--play <what>", "what to send: tone:HZ, silence or a WAV file (default silence)")
     .option("--record <file.wav>", "record what is heard to a WAV file")
+    .option("--video [file.ivf]", "offer and accept VP8 video, sending this IVF file (looped)")
+    .option("--record-video <file.ivf>", "record the VP8 video that arrives to an IVF file")
     .option("--json", "print events and the end-of-call report as JSON lines")
     .option("--log-level <level>", "pino log level (logs go to stderr)", "warn");
 }

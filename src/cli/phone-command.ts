@@ -22,6 +22,9 @@ export interface PhoneOptions {
   readonly allow?: string[];
   readonly play?: string;
   readonly record?: string;
+  /** Offer and accept VP8 video; a string is an IVF file to send. */
+  readonly video?: string | boolean;
+  readonly recordVideo?: string;
   readonly json?: boolean;
   readonly logLevel?: string;
 }
@@ -71,13 +74,35 @@ function userAgentFor(options: PhoneOptions): UserAgent {
   return ua;
 }
 
-function mediaFor(options: PhoneOptions, record: string | undefined): RtpMediaSession {
+function mediaFor(
+  options: PhoneOptions,
+  record: string | undefined,
+  recordVideo: string | undefined,
+): RtpMediaSession {
+  const wantsVideo = options.video !== undefined && options.video !== false;
   return new RtpMediaSession({
     localAddress: options.address,
     allowedDestinations: options.allow ?? ["0.0.0.0/0", "::/0"],
     ...(options.play === undefined ? {} : { play: options.play }),
     ...(record === undefined ? {} : { recordPath: record }),
+    ...(wantsVideo || recordVideo !== undefined
+      ? {
+          video: {
+            ...(typeof options.video === "string" ? { play: options.video } : {}),
+            ...(recordVideo === undefined ? {} : { record: recordVideo }),
+          },
+        }
+      : {}),
   });
+}
+
+/** FILE for the first call, FILE-2.ext for the second … (answer takes many calls). */
+function numbered(path: string | undefined, call: number): string | undefined {
+  if (path === undefined || call === 1) return path;
+  const dot = path.lastIndexOf(".");
+  return dot > path.lastIndexOf("/")
+    ? `${path.slice(0, dot)}-${call}${path.slice(dot)}`
+    : `${path}-${call}`;
 }
 
 function reportOf(
@@ -101,7 +126,12 @@ function reportOf(
             lost: audio.lost,
             jitter_ms: audio.jitter_ms,
           },
-    video: null,
+    video: (() => {
+      const v = media.videoStats();
+      return v === undefined
+        ? null
+        : { sent: v.sentPackets, received: v.receivedPackets, lost: v.lost, jitter_ms: v.jitterMs };
+    })(),
     mos: audio === undefined || audio.received === 0 ? null : audio.mos,
   };
 }
@@ -134,7 +164,7 @@ function interrupted(): { promise: Promise<string>; dispose: () => void } {
  */
 export async function runCallCommand(target: string, options: CallCommandOptions): Promise<number> {
   const ua = userAgentFor(options);
-  const media = mediaFor(options, options.record);
+  const media = mediaFor(options, options.record, options.recordVideo);
   const signals = interrupted();
   await ua.start();
   try {
@@ -163,7 +193,8 @@ export async function runCallCommand(target: string, options: CallCommandOptions
     await call.whenEnded();
     const report = reportOf(call, media, answered, ua.proxy);
     printReport(options, report);
-    return answered && (report.audio?.received ?? 0) > 0 ? 0 : 1;
+    const videoFlowed = report.video === null || report.video.received > 0;
+    return answered && (report.audio?.received ?? 0) > 0 && videoFlowed ? 0 : 1;
   } finally {
     signals.dispose();
     await media.stop();
@@ -173,7 +204,7 @@ export async function runCallCommand(target: string, options: CallCommandOptions
 
 /**
  * Registers and answers every call until SIGINT or SIGTERM, printing a report as each ends.
- * With --record, the calls are recorded one after another into FILE, FILE-2.wav, ….
+ * With --record, the calls are recorded one after another into FILE.wav, FILE-2.wav, ….
  */
 export async function runAnswerCommand(options: PhoneOptions): Promise<number> {
   const ua = userAgentFor(options);
@@ -182,11 +213,11 @@ export async function runAnswerCommand(options: PhoneOptions): Promise<number> {
   let calls = 0;
   ua.on("incoming", (call: Call) => {
     calls++;
-    const record =
-      options.record === undefined || calls === 1
-        ? options.record
-        : options.record.replace(/(\.wav)?$/i, `-${calls}.wav`);
-    const media = mediaFor(options, record);
+    const media = mediaFor(
+      options,
+      numbered(options.record, calls),
+      numbered(options.recordVideo, calls),
+    );
     const arrived = Date.now();
     say(options, { event: "incoming", from: call.remoteUri }, `call from ${call.remoteUri}`);
     const done = (async () => {

@@ -1,15 +1,19 @@
 import {
   AudioStream,
+  DEFAULT_VP8_PT,
   SdpError,
+  VideoStream,
   WavRecorder,
   answerOffer,
   buildOffer,
   openAudioSource,
   readAnswer,
+  readDescription,
   type AudioSource,
   type AudioStreamSummary,
   type LocalMedia,
   type NegotiatedStream,
+  type VideoStreamStats,
 } from "../media/index.js";
 import type { Clock, Logger } from "../sip/index.js";
 import { MediaRejectedError } from "./errors.js";
@@ -23,6 +27,11 @@ export interface RtpMediaOptions {
   readonly play?: string;
   /** A WAV file to record what is heard into. */
   readonly recordPath?: string;
+  /**
+   * Offer or accept VP8 video (RFC 7741): `play` an IVF file (looped for the call), `record`
+   * what arrives into another. Either may be left out.
+   */
+  readonly video?: { readonly play?: string; readonly record?: string };
   /** Send to where the peer's RTP comes from (NAT); default true. */
   readonly symmetric?: boolean;
   readonly clock?: Clock;
@@ -52,6 +61,7 @@ const SILENT_FRAME = new Int16Array(160);
 export class RtpMediaSession implements MediaSession {
   readonly #o: RtpMediaOptions;
   #stream: AudioStream | undefined;
+  #video: VideoStream | undefined;
   #source: GatedSource | undefined;
   #recorder: WavRecorder | undefined;
   #local: LocalMedia | undefined;
@@ -72,16 +82,30 @@ export class RtpMediaSession implements MediaSession {
     return this.#stream?.summary();
   }
 
+  /** The video figures, when a video stream ran. */
+  videoStats(): VideoStreamStats | undefined {
+    return this.#video?.stats;
+  }
+
   async localOffer(): Promise<string> {
-    return buildOffer(await this.#open());
+    const local = await this.#open();
+    return buildOffer(await this.#withVideo(local, DEFAULT_VP8_PT));
   }
 
   async answerFor(remoteOffer: string): Promise<string> {
     const local = await this.#open();
     try {
-      const answer = answerOffer(remoteOffer, local);
+      // The video stream sends the offerer's VP8 payload type, so it starts once that is read.
+      const vp8 = readDescription(remoteOffer)
+        .streams.find((m) => m.kind === "video" && !m.rejected)
+        ?.codecs.find((c) => c.name.toUpperCase() === "VP8");
+      const answer = answerOffer(
+        remoteOffer,
+        vp8 === undefined ? local : await this.#withVideo(local, vp8.payloadType),
+      );
       if (answer.audio === undefined) throw new SdpError("no-common-codec", "no audio accepted");
       this.#use(answer.audio);
+      this.#useVideo(answer.video);
       return answer.sdp;
     } catch (e) {
       if (e instanceof SdpError)
@@ -92,16 +116,53 @@ export class RtpMediaSession implements MediaSession {
 
   async acceptAnswer(remoteAnswer: string): Promise<void> {
     const local = await this.#open();
-    const { audio } = readAnswer(remoteAnswer, local);
+    const { audio, video } = readAnswer(remoteAnswer, local);
     if (audio === undefined) throw new SdpError("no-common-codec", "the answer has no audio");
     this.#use(audio);
+    this.#useVideo(video);
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     await this.#stream?.stop();
+    await this.#video?.stop();
     await this.#recorder?.close();
+  }
+
+  /** Starts the video stream (when asked for) and adds its port to what we offer or answer. */
+  async #withVideo(local: LocalMedia, payloadType: number): Promise<LocalMedia> {
+    const o = this.#o;
+    if (o.video === undefined) return local;
+    if (this.#video === undefined) {
+      this.#video = new VideoStream(
+        {
+          localAddress: o.localAddress,
+          payloadType,
+          ...(o.video.play === undefined ? {} : { send: { file: o.video.play, loop: true } }),
+          ...(o.video.record === undefined ? {} : { record: o.video.record }),
+          symmetricRtp: o.symmetric ?? true,
+          allowedDestinations: [...o.allowedDestinations],
+        },
+        {
+          ...(o.clock === undefined ? {} : { clock: o.clock }),
+          ...(o.logger === undefined ? {} : { logger: o.logger }),
+        },
+      );
+      await this.#video.start();
+    }
+    const withVideo = { ...local, videoPort: this.#video.local.port, vp8Pt: payloadType };
+    this.#local = withVideo;
+    return withVideo;
+  }
+
+  #useVideo(video: NegotiatedStream | undefined): void {
+    if (video === undefined || this.#video === undefined) return;
+    this.#video.setRemote({
+      address: video.remote.address,
+      port: video.remote.port,
+      rtcpPort: video.rtcpMux ? video.remote.port : video.remote.rtcpPort,
+    });
   }
 
   async #open(): Promise<LocalMedia> {

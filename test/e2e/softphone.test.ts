@@ -17,6 +17,7 @@ import { reap, runCli, within, type CliRun } from "../helpers/cli.js";
 import { eventually } from "../helpers/eventually.js";
 import { freePort, startSipp } from "../helpers/sipp.js";
 import { requireTool } from "../helpers/tools.js";
+import { makeVideoClip, probeVideo } from "../helpers/video-clip.js";
 import {
   LOOPBACK,
   PASSWORDS,
@@ -308,6 +309,88 @@ describe("sipsteer call and answer on a fleet", () => {
       assert.ok(loud > 8000, `the recording holds the capture's audio (${loud} loud samples)`);
     } finally {
       await hangUp(ours.run);
+    }
+  });
+
+  test("a video call: VP8 from an IVF file each way between sipsteer call and sipsteer answer, and from baresip", async (t) => {
+    const clip = await makeVideoClip(t);
+    if (clip === undefined) return;
+    const bobVideo = join(work, "bob-video.ivf");
+    const bob = await answerer(fleet, "bob", ["--video", clip.path, "--record-video", bobVideo]);
+    try {
+      const aliceVideo = join(work, "alice-video.ivf");
+      const alice = phone([
+        "call",
+        "bob",
+        "--monitor",
+        fleet.http,
+        "--user",
+        "alice",
+        "--password",
+        PASSWORDS.alice,
+        "--play",
+        "tone:1000",
+        "--video",
+        clip.path,
+        "--record-video",
+        aliceVideo,
+        "--duration",
+        "3",
+      ]);
+      const exit = await within(alice.exit, 30_000);
+      assert.equal(exit?.code, 0, `alice's call:\n${alice.stdout}\n${alice.stderr}`);
+      const [report] = reports(alice);
+      const video = report!.video as { sent: number; received: number; lost: number } | null;
+      assert.ok(video !== null && video.received > 20, `alice's video ${JSON.stringify(video)}`);
+      assert.equal(video.lost, 0);
+      const bobReport = await eventually(
+        () => reports(bob.run).find((r) => r.answered),
+        10_000,
+        "bob's report",
+      );
+      const bobSaw = bobReport.video as { received: number } | null;
+      assert.ok(bobSaw !== null && bobSaw.received > 20, `bob's video ${JSON.stringify(bobSaw)}`);
+      // Each recording is VP8 that ffprobe decodes: about 3 s of the 25-fps clip.
+      for (const [path, who] of [
+        [aliceVideo, "alice"],
+        [bobVideo, "bob"],
+      ] as const) {
+        const probe = await probeVideo(path);
+        assert.equal(probe.codec, "vp8", who);
+        assert.ok(probe.frames >= 40, `${who} recorded ${probe.frames} frames`);
+      }
+
+      if (!requireTool(t, "baresip", "baresip-core")) return;
+      const p2 = fleet.proxies[1]!;
+      const baresip = await Baresip.start({
+        user: "carol",
+        password: PASSWORDS.carol,
+        domain: ZONE,
+        proxy: { address: addressOf(p2), port: udpPortOf(p2) },
+        video: true,
+      });
+      try {
+        await baresip.command("dial", `sip:bob@${ZONE}`);
+        await baresip.waitFor(/Call established/, 15_000);
+        await baresip.waitFor(/video: receiving with resolution 320 x 240/, 10_000);
+        await new Promise((r) => setTimeout(r, 2000));
+        await baresip.command("hangup");
+        await baresip.waitFor(/terminated/, 10_000);
+      } finally {
+        await baresip.stop();
+      }
+      const fromBaresip = await eventually(
+        () => reports(bob.run).filter((r) => r.answered)[1],
+        10_000,
+        "bob's report of baresip's call",
+      );
+      const seen = fromBaresip.video as { received: number } | null;
+      assert.ok(seen !== null && seen.received > 10, `from baresip ${JSON.stringify(seen)}`);
+      const probe = await probeVideo(bobVideo.replace(/\.ivf$/, "-2.ivf"));
+      assert.equal(probe.codec, "vp8");
+      assert.ok(probe.frames > 10, `baresip's video: ${probe.frames} frames`);
+    } finally {
+      await hangUp(bob.run);
     }
   });
 });

@@ -9,13 +9,13 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import {
+  DestinationPolicy,
   silentLogger,
   systemClock,
   type Clock,
   type ClockTimer,
   type Logger,
 } from "../sip/index.js";
-import { AllowedDestinations } from "./allowed-destinations.js";
 import { FRAME_MS, FRAME_SAMPLES, type AudioSource } from "./audio-source.js";
 import { DtmfReceiver, DtmfSender, type ReceivedDigit } from "./dtmf.js";
 import { g711Decode, g711Encode, g711LawOf, g711Silence, type G711Law } from "./g711.js";
@@ -174,7 +174,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   readonly #clock: Clock;
   readonly #wallClock: () => number;
   readonly #logger: Logger;
-  readonly #allowed: AllowedDestinations;
+  readonly #allowed: DestinationPolicy;
   readonly #jitter: JitterBuffer;
   readonly #sender = new SenderStats();
   readonly #dtmfOut = new DtmfSender();
@@ -241,7 +241,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     this.#clock = options.clock ?? systemClock;
     this.#wallClock = options.wallClock ?? Date.now;
     this.#logger = (options.logger ?? silentLogger).child({ component: "audio-stream" });
-    this.#allowed = new AllowedDestinations(options.allowedDestinations);
+    this.#allowed = new DestinationPolicy(options.allowedDestinations);
     this.#rtcpInterval = options.rtcpIntervalMs ?? DEFAULT_RTCP_INTERVAL_MS;
     this.#jitter = new JitterBuffer({
       clock: this.#clock,

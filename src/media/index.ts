@@ -121,7 +121,6 @@ export {
   type RemoteStream,
   type SdpErrorCode,
 } from "./sdp.js";
-export { AllowedDestinations } from "./allowed-destinations.js";
 export {
   AudioStream,
   DEFAULT_RTCP_INTERVAL_MS,

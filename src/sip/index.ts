@@ -7,6 +7,7 @@ export {
   type SipParseErrorOptions,
 } from "./errors.js";
 export { systemClock, type Clock, type ClockTimer } from "./clock.js";
+export { DestinationPolicy } from "./transport/destination-policy.js";
 export { TimerQueue, type Timer } from "./timer-queue.js";
 export { randomToken } from "./random-token.js";
 export { silentLogger, type Logger } from "./logger.js";

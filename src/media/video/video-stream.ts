@@ -6,6 +6,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import {
   DEFAULT_ALLOWED_DESTINATIONS,
+  DestinationPolicy,
   silentLogger,
   systemClock,
   type Clock,
@@ -21,7 +22,6 @@ import {
   type RtcpPacket,
   type SenderReport,
 } from "../rtcp.js";
-import { AllowedDestinations } from "../allowed-destinations.js";
 import { isRtcp, readRtpPacket, writeRtpPacket } from "../rtp-packet.js";
 import { DEFAULT_VP8_PT } from "../sdp.js";
 import { ReceiverStats, SenderStats } from "../stream-stats.js";
@@ -55,7 +55,7 @@ const ipAddress = z.string().refine((s) => isIP(s) !== 0, "not an IP address");
 const port = z.number().int().min(1).max(65535);
 const cidr = z.string().refine((s) => {
   try {
-    new AllowedDestinations([s]);
+    new DestinationPolicy([s]);
     return true;
   } catch {
     return false;
@@ -191,7 +191,7 @@ export class VideoStream {
   readonly ssrc: number;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #policy: AllowedDestinations;
+  readonly #policy: DestinationPolicy;
   readonly #cname: string;
   readonly #packetizer: Vp8Packetizer;
   readonly #depacketizer = new Vp8Depacketizer();
@@ -260,7 +260,7 @@ export class VideoStream {
     this.#wallNow = deps.wallNow ?? Date.now;
     this.#random = deps.random ?? Math.random;
     this.#log = (deps.logger ?? silentLogger).child({ component: "video-stream" });
-    this.#policy = new AllowedDestinations(this.options.allowedDestinations);
+    this.#policy = new DestinationPolicy(this.options.allowedDestinations);
     this.ssrc = this.options.ssrc ?? randomBytes(4).readUInt32BE(0);
     this.#cname = this.options.cname ?? `${randomBytes(8).toString("hex")}@sipsteer`;
     this.#packetizer = new Vp8Packetizer({

@@ -90,7 +90,10 @@ describe("VP8 over RTP with ffmpeg", () => {
       );
       await stream.start();
       await stream.whenSent();
-      // Our RTCP BYE ends ffmpeg's input (else its -listen_timeout would).
+      // Our RTCP BYE ends ffmpeg's input (else its -listen_timeout would). It goes on the RTCP
+      // socket, which ffmpeg may read before the RTP socket's last packets (one CI run: 49 of
+      // 50 frames): give those a moment first.
+      await new Promise((r) => setTimeout(r, 300));
       await stream.stop();
       assert.equal(await ffmpeg.exitWithin(10_000), 0, ffmpeg.output());
     } finally {

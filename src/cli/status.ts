@@ -8,9 +8,12 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
   ],
   [
     "load monitor (HTTP, DNS, SIP 302)",
-    "in progress: sipsteer monitor (HTTP select, SIP 302, push/poll/stream)",
+    "built: sipsteer monitor (HTTP select, DNS, SIP 302, push/poll/stream/on-query)",
   ],
-  ["client SDK and softphone", "not yet"],
+  [
+    "client SDK and softphone",
+    "built: sipsteer call / answer (discovery, register, G.711 audio, VP8 video)",
+  ],
   ["dashboard and browser phone", "not yet"],
   ["media relay (rtpengine)", "not yet"],
   ["gateway", "not yet"],

@@ -135,6 +135,10 @@ function phoneOptions(command: Command): Command {
     .option("--domain <name>", "SIP domain and digest realm", "sipsteer.test")
     .option("--transport <udp|tcp>", "SIP transport to the proxy", "udp")
     .option("--address <ip>", "local address for SIP and RTP", "127.0.0.1")
+    .option(
+      "--rebalance",
+      "at each registration refresh, move when the monitor ranks another proxy markedly (0.2) less loaded",
+    )
     .option("--allow <cidr>", "send only to these CIDR blocks (repeat; default: anywhere)", collect)
     .option("--play <what>", "what to send: tone:HZ, silence or a WAV file (default silence)")
     .option("--record <file.wav>", "record what is heard to a WAV file")

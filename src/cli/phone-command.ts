@@ -20,6 +20,8 @@ export interface PhoneOptions {
   /** Our address for SIP and RTP (an IP literal). */
   readonly address: string;
   readonly allow?: string[];
+  /** Move at a refresh when another proxy is markedly less loaded (DESIGN.md). */
+  readonly rebalance?: boolean;
   readonly play?: string;
   readonly record?: string;
   /** Offer and accept VP8 video; a string is an IVF file to send. */
@@ -51,6 +53,7 @@ function userAgentFor(options: PhoneOptions): UserAgent {
       monitors: options.monitor,
       address: options.address,
       ...(options.allow === undefined ? {} : { allowedDestinations: options.allow }),
+      ...(options.rebalance === true ? { rebalance: true } : {}),
     },
     { logger },
   );

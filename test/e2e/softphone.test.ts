@@ -87,6 +87,26 @@ async function answerer(
   return { run, proxy: String(registered.proxy) };
 }
 
+/** Runs `sipsteer call bob` as alice for 3 s of media and waits for it to end. */
+async function aliceCallsBob(fleet: TestFleet, extra: string[]): Promise<CliRun> {
+  const alice = phone([
+    "call",
+    "bob",
+    "--monitor",
+    fleet.http,
+    "--user",
+    "alice",
+    "--password",
+    PASSWORDS.alice,
+    "--duration",
+    "3",
+    ...extra,
+  ]);
+  const exit = await within(alice.exit, 30_000);
+  assert.equal(exit?.code, 0, `alice's call:\n${alice.stdout}\n${alice.stderr}`);
+  return alice;
+}
+
 /** Ends a phone with SIGTERM and waits for it. */
 async function hangUp(run: CliRun): Promise<void> {
   if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGTERM");
@@ -162,24 +182,7 @@ describe("sipsteer call and answer on a fleet", () => {
         "p3 the least loaded",
       );
       const aliceRecording = join(work, "alice.wav");
-      const alice = phone([
-        "call",
-        "bob",
-        "--monitor",
-        fleet.http,
-        "--user",
-        "alice",
-        "--password",
-        PASSWORDS.alice,
-        "--play",
-        "tone:1000",
-        "--record",
-        aliceRecording,
-        "--duration",
-        "3",
-      ]);
-      const exit = await within(alice.exit, 30_000);
-      assert.equal(exit?.code, 0, `alice's call:\n${alice.stdout}\n${alice.stderr}`);
+      const alice = await aliceCallsBob(fleet, ["--play", "tone:1000", "--record", aliceRecording]);
       const [report] = reports(alice);
       assert.equal(report?.proxy, "p3", "alice went to the idle proxy");
       assert.equal(report?.answered, true);
@@ -234,24 +237,7 @@ describe("sipsteer call and answer on a fleet", () => {
 
       // sipsteer call → baresip (auto-answer), from wherever the monitor sends alice.
       const aliceRecording = join(work, "alice-to-baresip.wav");
-      const alice = phone([
-        "call",
-        "bob",
-        "--monitor",
-        fleet.http,
-        "--user",
-        "alice",
-        "--password",
-        PASSWORDS.alice,
-        "--play",
-        "tone:440",
-        "--record",
-        aliceRecording,
-        "--duration",
-        "3",
-      ]);
-      const exit = await within(alice.exit, 30_000);
-      assert.equal(exit?.code, 0, `alice's call:\n${alice.stdout}\n${alice.stderr}`);
+      await aliceCallsBob(fleet, ["--play", "tone:440", "--record", aliceRecording]);
       await assertTone(aliceRecording, 1000, "sipsteer call heard baresip");
       await baresip.waitFor(/terminated[\s\S]*terminated/, 10_000);
       await assertTone(baresip.recordings().heard, 440, "baresip heard sipsteer call");
@@ -319,26 +305,14 @@ describe("sipsteer call and answer on a fleet", () => {
     const bob = await answerer(fleet, "bob", ["--video", clip.path, "--record-video", bobVideo]);
     try {
       const aliceVideo = join(work, "alice-video.ivf");
-      const alice = phone([
-        "call",
-        "bob",
-        "--monitor",
-        fleet.http,
-        "--user",
-        "alice",
-        "--password",
-        PASSWORDS.alice,
+      const alice = await aliceCallsBob(fleet, [
         "--play",
         "tone:1000",
         "--video",
         clip.path,
         "--record-video",
         aliceVideo,
-        "--duration",
-        "3",
       ]);
-      const exit = await within(alice.exit, 30_000);
-      assert.equal(exit?.code, 0, `alice's call:\n${alice.stdout}\n${alice.stderr}`);
       const [report] = reports(alice);
       const video = report!.video as { sent: number; received: number; lost: number } | null;
       assert.ok(video !== null && video.received > 20, `alice's video ${JSON.stringify(video)}`);
@@ -389,6 +363,34 @@ describe("sipsteer call and answer on a fleet", () => {
       const probe = await probeVideo(bobVideo.replace(/\.ivf$/, "-2.ivf"));
       assert.equal(probe.codec, "vp8");
       assert.ok(probe.frames > 10, `baresip's video: ${probe.frames} frames`);
+    } finally {
+      await hangUp(bob.run);
+    }
+  });
+
+  // Last: it stops a proxy for good.
+  test("a proxy stopped under a registered phone: sipsteer answer registers elsewhere, says so, and takes calls there", async () => {
+    const p3 = fleet.proxies[2]!;
+    await only(fleet, p3);
+    const bob = await answerer(fleet, "bob", ["--transport", "tcp", "--play", "tone:1000"]);
+    try {
+      assert.equal(bob.proxy, "p3");
+      for (const proxy of fleet.proxies) proxy.undrain();
+      await fleet.stopProxy(p3);
+      // The TCP flow closes: bob asks the monitor again and registers at another proxy.
+      const moved = await eventually(
+        () => lines(bob.run).find((l) => l.event === "moved"),
+        15_000,
+        "bob moved",
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${bob.run.stdout}\n${bob.run.stderr}`);
+      });
+      assert.equal(moved.from, "p3");
+      assert.notEqual(moved.to, "p3");
+      const alice = await aliceCallsBob(fleet, ["--play", "tone:440"]);
+      const [report] = reports(alice);
+      assert.equal(report?.answered, true);
+      assert.ok(report.audio!.received >= 100, `alice received ${report.audio!.received}`);
     } finally {
       await hangUp(bob.run);
     }

@@ -111,6 +111,7 @@ export class OptionsProber {
   readonly #boot = `options-${randomToken(8)}`;
   #seq = 0;
   #transport: TransportLayer | undefined;
+  #starting: Promise<void> | undefined;
   #transactions: TransactionLayer | undefined;
 
   constructor(options: OptionsProberOptions) {
@@ -182,6 +183,12 @@ export class OptionsProber {
    * and take their answers on the same connection. Nothing is opened without targets.
    */
   async start(): Promise<void> {
+    // A stop() that comes while the sockets open waits for them and closes them.
+    this.#starting ??= this.#start().finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     if (this.#targets.size === 0 || this.#transport !== undefined) return;
     const hosts = [...this.#targets.values()].map((s) => s.probe.target.host);
     const listen: ListenerOptions[] = [
@@ -214,6 +221,7 @@ export class OptionsProber {
 
   /** Ends every ping in flight and closes the sockets. Idempotent. */
   async stop(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
     const transactions = this.#transactions;
     this.#transactions = undefined;
     transactions?.stop();

@@ -17,7 +17,7 @@ export interface CallReport {
   /** The proxy the call went through (its id or SIP URI). */
   readonly proxy: string | null;
   readonly answered: boolean;
-  /** From the INVITE sent to its 200 (or, answering, from the INVITE received to the ACK). */
+  /** From the INVITE sent to its 200 (answering: from the INVITE's arrival to our 200 going out). */
   readonly setup_ms: number | null;
   readonly audio: StreamReport | null;
   readonly video: StreamReport | null;

@@ -4,7 +4,10 @@
 // are pinned and reaped with every other child. No sndfile: writing WAVs is not a phone's work.
 //
 // `ausine` runs only at 48 kHz in stereo, so each baresip resamples to and from G.711's 8 kHz
-// mono: part of its CPU is that, which a phone with an 8 kHz source would not spend.
+// mono: part of its CPU is that, which a phone with an 8 kHz source would not spend. baresip
+// 1.0 has no file or null player (its `aufile` is a source only), so `audio_player` opens
+// nothing and its rx pipeline says "(play) <--- PCMU": it decodes and resamples what arrives
+// into its buffer, and nothing plays it out.
 import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { connect } from "node:net";

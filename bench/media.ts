@@ -22,6 +22,7 @@
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import pino from "pino";
 import { RtpMediaSession, UserAgent, type Call } from "../src/client/index.js";
 import { BaresipPhone } from "./media/baresip.js";
@@ -91,6 +92,10 @@ interface Step {
    * behind its 20 ms ticks sends fewer packets, which the sequence numbers do not count as lost.
    */
   readonly ratePercent: number;
+  /** The same for what the streams sent. */
+  readonly sentRatePercent: number;
+  /** The event loop's delay over the window (perf_hooks), ms: a stall past 200 ms skips sends. */
+  readonly loopDelayMaxMs: number;
   readonly cpuMsPerCallSecond: number;
   readonly sustained: boolean;
 }
@@ -211,6 +216,7 @@ function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
 }
 
 interface Totals {
+  sent: number;
   received: number;
   lost: number;
 }
@@ -218,7 +224,7 @@ interface Totals {
 function totals(sessions: readonly RtpMediaSession[]): Totals[] {
   return sessions.map((s) => {
     const a = s.summary();
-    return { received: a?.received ?? 0, lost: a?.lost ?? 0 };
+    return { sent: a?.sent ?? 0, received: a?.received ?? 0, lost: a?.lost ?? 0 };
   });
 }
 
@@ -261,6 +267,8 @@ async function step(
     const sessions = [...callerSessions, ...calleeSessions];
     const before = totals(sessions);
     const jitterSamples: number[] = [];
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     for (let s = 0; s < SECONDS; s++) {
@@ -268,6 +276,7 @@ async function step(
       jitterSamples.push(...jitters(sessions));
     }
     const cpu = process.cpuUsage(cpuBefore);
+    loopDelay.disable();
     const elapsedS = (performance.now() - started) / 1000;
     const after = totals(sessions);
 
@@ -275,7 +284,9 @@ async function step(
     let lost = 0;
     let silentStreams = 0;
     let receivedAll = 0;
+    let sentAll = 0;
     after.forEach((a, i) => {
+      sentAll += a.sent - before[i]!.sent;
       const received = a.received - before[i]!.received;
       receivedAll += received;
       const lostHere = Math.max(0, a.lost - before[i]!.lost);
@@ -295,6 +306,7 @@ async function step(
     const maxJitterMs = jitterSamples.length === 0 ? Infinity : Math.max(...jitterSamples);
     const cpuMsPerCallSecond = (cpu.user + cpu.system) / 1000 / (n * elapsedS);
     const ratePercent = (receivedAll * 100) / (2 * n * PACKETS_PER_SECOND * elapsedS);
+    const sentRatePercent = (sentAll * 100) / (2 * n * PACKETS_PER_SECOND * elapsedS);
     return {
       calls: n,
       answered: countAnswered,
@@ -303,6 +315,8 @@ async function step(
       maxJitterMs,
       silentStreams: missing,
       ratePercent,
+      sentRatePercent,
+      loopDelayMaxMs: loopDelay.max / 1e6,
       cpuMsPerCallSecond,
       sustained:
         countAnswered === n &&
@@ -339,8 +353,9 @@ async function benchSipsteer(up: Up): Promise<Step[]> {
       steps.push(result);
       console.log(
         `  ${String(n).padStart(4)} calls: ${result.answered} answered, loss ${result.lossPercent.toFixed(3)}%, ` +
-          `${result.ratePercent.toFixed(2)}% of 50 packets/s, ` +
+          `${result.ratePercent.toFixed(2)}% of 50 packets/s received (${result.sentRatePercent.toFixed(2)}% sent), ` +
           `jitter mean ${result.meanJitterMs.toFixed(2)} ms max ${result.maxJitterMs.toFixed(2)} ms, ` +
+          `event loop delay max ${result.loopDelayMaxMs.toFixed(0)} ms, ` +
           `${result.cpuMsPerCallSecond.toFixed(3)} CPU ms per call-second` +
           (result.sustained ? "" : "  (not sustained: the ladder stops)"),
       );
@@ -523,6 +538,8 @@ console.log(
       answered: s.answered,
       loss_percent: round(s.lossPercent, 3),
       rate_percent: round(s.ratePercent, 2),
+      sent_rate_percent: round(s.sentRatePercent, 2),
+      loop_delay_max_ms: round(s.loopDelayMaxMs, 1),
       jitter_mean_ms: round(s.meanJitterMs, 2),
       jitter_max_ms: round(s.maxJitterMs, 2),
       silent_streams: s.silentStreams,

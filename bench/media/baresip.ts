@@ -9,9 +9,7 @@
 // nothing and its rx pipeline says "(play) <--- PCMU": it decodes and resamples what arrives
 // into its buffer, and nothing plays it out.
 import type { ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { connect } from "node:net";
-import { join } from "node:path";
+import { baresipCommand, writeBaresipConfig } from "../../test/helpers/baresip.js";
 import { freePort } from "../../test/helpers/sipp.js";
 import { launch, removeDir, sleep, stopGroup, tail, tempDir } from "../monitor/harness.js";
 
@@ -55,39 +53,8 @@ export class BaresipPhone {
   static async start(o: BaresipPhoneOptions): Promise<BaresipPhone> {
     const dir = tempDir(`sipsteer-bench-baresip-${o.user}-`);
     const ctrlPort = await freePort();
-    writeFileSync(
-      join(dir, "config"),
-      [
-        "poll_method epoll",
-        "net_interface 127.0.0.1",
-        "sip_listen 127.0.0.1:0",
-        `rtp_ports ${o.rtpBase}-${o.rtpBase + 40}`,
-        "module_path /usr/lib/baresip/modules",
-        "module g711.so",
-        "module ausine.so",
-        "module aufile.so",
-        "module rtcpsummary.so",
-        "module_app account.so",
-        "module_app menu.so",
-        "module_app ctrl_tcp.so",
-        `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
-        `audio_source ausine,${o.toneHz}`,
-        "audio_player aufile,/dev/null",
-        "audio_alert aufile,/dev/null",
-        "ausrc_srate 48000",
-        "auplay_srate 48000",
-        "ausrc_channels 2",
-        "auplay_channels 2",
-        "",
-      ].join("\n"),
-    );
-    const params = [
-      `;auth_pass=${o.password}`,
-      `;outbound="sip:${o.proxy.address}:${o.proxy.port};transport=udp;lr"`,
-      ";regint=300",
-      o.autoAnswer ? ";answermode=auto" : "",
-    ].join("");
-    writeFileSync(join(dir, "accounts"), `<sip:${o.user}@${o.domain}>${params}\n`);
+    // The tests' configuration, without recordings (sndfile would write two WAV files a call).
+    writeBaresipConfig(dir, { ...o, record: false }, ctrlPort, o.rtpBase);
     const child = launch("baresip", ["-f", dir, "-t", "600"], { cpu: o.cpu });
     const phone = new BaresipPhone(child, dir, ctrlPort);
     try {
@@ -115,42 +82,7 @@ export class BaresipPhone {
 
   /** A ctrl_tcp command (netstring JSON); resolves with its response. */
   command(command: string, params = ""): Promise<Record<string, unknown>> {
-    const body = JSON.stringify({ command, params, token: String(Date.now()) });
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port: this.#ctrlPort });
-      let buffer = "";
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`baresip gave no answer to ${command}`));
-      }, 5000);
-      socket.setEncoding("utf8");
-      socket.on("connect", () => socket.write(`${Buffer.byteLength(body)}:${body},`));
-      socket.on("data", (chunk: string) => {
-        buffer += chunk;
-        // `<length>:<json>,` — events come too; the response says "response":true.
-        for (;;) {
-          const colon = buffer.indexOf(":");
-          if (colon < 0) return;
-          const length = Number(buffer.slice(0, colon));
-          if (buffer.length < colon + 1 + length + 1) return;
-          const message = JSON.parse(buffer.slice(colon + 1, colon + 1 + length)) as Record<
-            string,
-            unknown
-          >;
-          buffer = buffer.slice(colon + 1 + length + 1);
-          if (message.response === true) {
-            clearTimeout(timer);
-            socket.end();
-            resolve(message);
-            return;
-          }
-        }
-      });
-      socket.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+    return baresipCommand(this.#ctrlPort, command, params);
   }
 
   async stop(): Promise<void> {

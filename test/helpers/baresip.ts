@@ -31,6 +31,8 @@ export interface BaresipOptions {
   readonly toneHz?: number;
   /** Offer and accept VP8 video from `fakevideo`. */
   readonly video?: boolean;
+  /** Record what it sends and hears with `sndfile` (default true). */
+  readonly record?: boolean;
   /** Quit after this long (a guard: tests stop it sooner). */
   readonly maxSeconds?: number;
 }
@@ -40,6 +42,70 @@ export interface BaresipRecordings {
   readonly sent: string;
   /** What it heard (after the decoder). */
   readonly heard: string;
+}
+
+/**
+ * Writes baresip's `config` and `accounts` into `dir`: SIP and media on 127.0.0.1 only, its
+ * ctrl_tcp on `ctrlPort`, RTP from `rtpBase` (40 ports), recordings under `dir/recordings`.
+ */
+export function writeBaresipConfig(
+  dir: string,
+  options: BaresipOptions,
+  ctrlPort: number,
+  rtpBase: number,
+): void {
+  const recordings = join(dir, "recordings");
+  const record = options.record !== false;
+  if (record) mkdirSync(recordings, { recursive: true });
+  const modules = [
+    "g711.so",
+    "ausine.so",
+    "aufile.so",
+    ...(record ? ["sndfile.so"] : []),
+    "rtcpsummary.so",
+    ...(options.video === true ? ["fakevideo.so", "vp8.so"] : []),
+  ];
+  writeFileSync(
+    join(dir, "config"),
+    [
+      "poll_method epoll",
+      // Loopback only: the SIP socket, and the address its SDP offers for media.
+      "net_interface 127.0.0.1",
+      "sip_listen 127.0.0.1:0",
+      `rtp_ports ${rtpBase}-${rtpBase + 40}`,
+      "module_path /usr/lib/baresip/modules",
+      ...modules.map((m) => `module ${m}`),
+      "module_app account.so",
+      "module_app menu.so",
+      "module_app ctrl_tcp.so",
+      `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
+      `audio_source ausine,${options.toneHz ?? 1000}`,
+      "audio_player aufile,/dev/null",
+      "audio_alert aufile,/dev/null",
+      "ausrc_srate 48000",
+      "auplay_srate 48000",
+      "ausrc_channels 2",
+      "auplay_channels 2",
+      ...(record ? [`snd_path ${recordings}`] : []),
+      ...(options.video === true
+        ? [
+            "video_source fakevideo,nil",
+            "video_display fakevideo,nil",
+            "video_size 320x240",
+            "video_fps 25",
+          ]
+        : []),
+      "",
+    ].join("\n"),
+  );
+  const { address, port, transport = "udp" } = options.proxy;
+  const params = [
+    options.password === undefined ? "" : `;auth_pass=${options.password}`,
+    `;outbound="sip:${address}:${port};transport=${transport};lr"`,
+    options.register === false ? ";regint=0" : ";regint=300",
+    options.autoAnswer === true ? ";answermode=auto" : "",
+  ].join("");
+  writeFileSync(join(dir, "accounts"), `<sip:${options.user}@${options.domain}>${params}\n`);
 }
 
 export class Baresip {
@@ -60,58 +126,8 @@ export class Baresip {
 
   static async start(options: BaresipOptions): Promise<Baresip> {
     const dir = mkdtempSync(join(tmpdir(), `sipsteer-baresip-${options.user}-`));
-    const recordings = join(dir, "recordings");
-    mkdirSync(recordings);
     const ctrlPort = await freePort();
-    const rtpBase = 20_000 + 2 * Math.floor(Math.random() * 10_000);
-    const modules = [
-      "g711.so",
-      "ausine.so",
-      "sndfile.so",
-      "rtcpsummary.so",
-      ...(options.video === true ? ["fakevideo.so", "vp8.so"] : []),
-    ];
-    writeFileSync(
-      join(dir, "config"),
-      [
-        "poll_method epoll",
-        // Loopback only: the SIP socket, and the address its SDP offers for media.
-        "net_interface 127.0.0.1",
-        "sip_listen 127.0.0.1:0",
-        `rtp_ports ${rtpBase}-${rtpBase + 40}`,
-        "module_path /usr/lib/baresip/modules",
-        ...modules.map((m) => `module ${m}`),
-        "module_app account.so",
-        "module_app menu.so",
-        "module_app ctrl_tcp.so",
-        `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
-        `audio_source ausine,${options.toneHz ?? 1000}`,
-        "audio_player aufile,/dev/null",
-        "audio_alert aufile,/dev/null",
-        "ausrc_srate 48000",
-        "auplay_srate 48000",
-        "ausrc_channels 2",
-        "auplay_channels 2",
-        `snd_path ${recordings}`,
-        ...(options.video === true
-          ? [
-              "video_source fakevideo,nil",
-              "video_display fakevideo,nil",
-              "video_size 320x240",
-              "video_fps 25",
-            ]
-          : []),
-        "",
-      ].join("\n"),
-    );
-    const { address, port, transport = "udp" } = options.proxy;
-    const params = [
-      options.password === undefined ? "" : `;auth_pass=${options.password}`,
-      `;outbound="sip:${address}:${port};transport=${transport};lr"`,
-      options.register === false ? ";regint=0" : ";regint=300",
-      options.autoAnswer === true ? ";answermode=auto" : "",
-    ].join("");
-    writeFileSync(join(dir, "accounts"), `<sip:${options.user}@${options.domain}>${params}\n`);
+    writeBaresipConfig(dir, options, ctrlPort, 20_000 + 2 * Math.floor(Math.random() * 10_000));
     const child = spawn("baresip", ["-f", dir, "-t", String(options.maxSeconds ?? 60)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -144,43 +160,8 @@ export class Baresip {
   }
 
   /** Sends a ctrl_tcp command (`dial`, `accept`, `hangup`, …) and returns its response JSON. */
-  async command(command: string, params = ""): Promise<Record<string, unknown>> {
-    const body = JSON.stringify({ command, params, token: String(Date.now()) });
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port: this.#ctrlPort });
-      let buffer = "";
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`baresip gave no answer to ${command}`));
-      }, 5000);
-      socket.setEncoding("utf8");
-      socket.on("connect", () => socket.write(`${Buffer.byteLength(body)}:${body},`));
-      socket.on("data", (chunk: string) => {
-        buffer += chunk;
-        // Netstrings: `<length>:<json>,`; events come too, the response has "response":true.
-        for (;;) {
-          const colon = buffer.indexOf(":");
-          if (colon < 0) return;
-          const length = Number(buffer.slice(0, colon));
-          if (buffer.length < colon + 1 + length + 1) return;
-          const message = JSON.parse(buffer.slice(colon + 1, colon + 1 + length)) as Record<
-            string,
-            unknown
-          >;
-          buffer = buffer.slice(colon + 1 + length + 1);
-          if (message.response === true) {
-            clearTimeout(timer);
-            socket.end();
-            resolve(message);
-            return;
-          }
-        }
-      });
-      socket.on("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+  command(command: string, params = ""): Promise<Record<string, unknown>> {
+    return baresipCommand(this.#ctrlPort, command, params);
   }
 
   /** The WAV files sndfile wrote for the newest call. */
@@ -204,4 +185,48 @@ export class Baresip {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A ctrl_tcp command to the baresip listening on `ctrlPort` (netstring JSON); its response. */
+export function baresipCommand(
+  ctrlPort: number,
+  command: string,
+  params = "",
+): Promise<Record<string, unknown>> {
+  const body = JSON.stringify({ command, params, token: String(Date.now()) });
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port: ctrlPort });
+    let buffer = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`baresip gave no answer to ${command}`));
+    }, 5000);
+    socket.setEncoding("utf8");
+    socket.on("connect", () => socket.write(`${Buffer.byteLength(body)}:${body},`));
+    socket.on("data", (chunk: string) => {
+      buffer += chunk;
+      // Netstrings: `<length>:<json>,`; events come too, the response has "response":true.
+      for (;;) {
+        const colon = buffer.indexOf(":");
+        if (colon < 0) return;
+        const length = Number(buffer.slice(0, colon));
+        if (buffer.length < colon + 1 + length + 1) return;
+        const message = JSON.parse(buffer.slice(colon + 1, colon + 1 + length)) as Record<
+          string,
+          unknown
+        >;
+        buffer = buffer.slice(colon + 1 + length + 1);
+        if (message.response === true) {
+          clearTimeout(timer);
+          socket.end();
+          resolve(message);
+          return;
+        }
+      }
+    });
+    socket.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
 }

@@ -9,6 +9,7 @@ import {
   type Call,
   type ProxyCandidate,
 } from "../client/index.js";
+import { DEFAULT_ALLOWED_DESTINATIONS } from "../sip/index.js";
 import { formatCallReport, type CallReport } from "./call-report.js";
 
 export interface PhoneOptions {
@@ -85,7 +86,7 @@ function mediaFor(
   const wantsVideo = options.video !== undefined && options.video !== false;
   return new RtpMediaSession({
     localAddress: options.address,
-    allowedDestinations: options.allow ?? ["0.0.0.0/0", "::/0"],
+    allowedDestinations: options.allow ?? DEFAULT_ALLOWED_DESTINATIONS,
     ...(options.play === undefined ? {} : { play: options.play }),
     ...(record === undefined ? {} : { recordPath: record }),
     ...(wantsVideo || recordVideo !== undefined

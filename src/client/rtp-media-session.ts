@@ -1,5 +1,6 @@
 import {
   AudioStream,
+  DEFAULT_TELEPHONE_EVENT_PT,
   DEFAULT_VP8_PT,
   SdpError,
   VideoStream,
@@ -178,7 +179,7 @@ export class RtpMediaSession implements MediaSession {
     this.#stream = new AudioStream({
       localAddress: o.localAddress,
       payloadType: 0,
-      telephoneEventPt: 101,
+      telephoneEventPt: DEFAULT_TELEPHONE_EVENT_PT,
       symmetric: o.symmetric ?? true,
       source: this.#source,
       ...(this.#recorder === undefined ? {} : { sink: this.#recorder }),

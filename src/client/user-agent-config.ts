@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { transactionOptionsSchema } from "../sip/index.js";
+import { DEFAULT_ALLOWED_DESTINATIONS, transactionOptionsSchema } from "../sip/index.js";
 import { DEFAULT_DISCOVERY_TIMEOUT_MS } from "./discovery.js";
 
 /** Seconds asked for in REGISTER (RFC 3261 §10.2.1); the registrar may grant less. */
@@ -31,7 +31,7 @@ export const userAgentConfigSchema = z.object({
   /** Our local SIP port; 0 picks a free one. */
   port: z.number().int().min(0).max(65535).default(0),
   /** CIDR blocks we may send to (DESIGN.md `allowedDestinations`). */
-  allowedDestinations: z.array(z.string().min(1)).default(["0.0.0.0/0", "::/0"]),
+  allowedDestinations: z.array(z.string().min(1)).default(DEFAULT_ALLOWED_DESTINATIONS),
   /** Seconds asked for in each REGISTER. */
   registerExpiresS: z.number().int().positive().default(DEFAULT_REGISTER_EXPIRES_S),
   /** At a refresh, ask the monitor again and move when another proxy is markedly less loaded. */

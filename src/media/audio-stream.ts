@@ -1,6 +1,6 @@
 // The RTP/RTCP session of one audio stream (RFC 3550, RFC 3551 for G.711): it owns its UDP
 // sockets (RTP on an even port, RTCP on the next, or both on one with RFC 5761 mux), sends
-// 20-ms G.711 frames from a source paced by the injected clock, puts what arrives through the
+// 20-ms G.711 frames from a source paced by the clock's shared FramePacer, puts what arrives through the
 // jitter buffer into a sink, reports with RTCP SR/RR every ~5 s, says BYE when it stops, carries
 // DTMF as RFC 4733 events, and latches onto the peer's source address for NAT (symmetric RTP,
 // RFC 4961) when asked. It sends only to destinations `allowedDestinations` permits.
@@ -19,6 +19,7 @@ import {
 import { FRAME_MS, FRAME_SAMPLES, type AudioSource } from "./audio-source.js";
 import { DtmfReceiver, DtmfSender, type ReceivedDigit } from "./dtmf.js";
 import { g711Decode, g711Encode, g711LawOf, g711Silence, type G711Law } from "./g711.js";
+import { FramePacer, type PacedStream } from "./frame-pacer.js";
 import { JitterBuffer } from "./jitter-buffer.js";
 import { G711_PLC, estimateMos } from "./mos.js";
 import {
@@ -36,8 +37,6 @@ import type { AudioSink } from "./wav.js";
 export const DEFAULT_RTCP_INTERVAL_MS = 5000;
 const CLOCK_RATE = 8000;
 const PORT_ATTEMPTS = 50;
-/** Behind schedule by more than this, the pacer starts a new schedule instead of bursting. */
-const MAX_LAG_MS = 200;
 /** Enough for 10-ms packets (two a tick) with a concealed one between. */
 const MAX_PULLS_PER_TICK = 4;
 
@@ -192,10 +191,9 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   #timestamp = random32();
   #firstPacket = true;
   #dtmfTimestamp = 0;
-  #tick: ClockTimer | undefined;
+  readonly #pacer: FramePacer;
+  readonly #paced: PacedStream = { onFrame: () => this.#onTick() };
   #rtcpTimer: ClockTimer | undefined;
-  #scheduleStart = 0;
-  #ticks = 0;
   #running = false;
   #stopping: Promise<void> | undefined;
   #sendEnabled: boolean;
@@ -239,6 +237,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     this.#telephoneEventPt = options.telephoneEventPt;
     this.#silencePayload = Buffer.alloc(FRAME_SAMPLES, g711Silence(law));
     this.#clock = options.clock ?? systemClock;
+    this.#pacer = FramePacer.of(this.#clock);
     this.#wallClock = options.wallClock ?? Date.now;
     this.#logger = (options.logger ?? silentLogger).child({ component: "audio-stream" });
     this.#allowed = new DestinationPolicy(options.allowedDestinations);
@@ -305,9 +304,7 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
     if (this.#running || this.#rtp !== undefined) throw new Error("AudioStream already started");
     await this.#bindSockets();
     this.#running = true;
-    this.#scheduleStart = this.#clock.now();
-    this.#ticks = 0;
-    this.#scheduleTick();
+    this.#pacer.add(this.#paced);
     // §6.2: "the initial delay ... set to half the minimum interval" for a quicker first report.
     this.#scheduleRtcp(this.#rtcpInterval / 2);
     return { rtpPort: this.localPort, rtcpPort: this.localRtcpPort };
@@ -358,23 +355,6 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
       throw new Error("the peer did not negotiate telephone-event: no DTMF can be sent");
     }
     this.#dtmfOut.send(keys, durationMs);
-  }
-
-  #scheduleTick(): void {
-    if (!this.#running) return;
-    const due = this.#scheduleStart + (this.#ticks + 1) * FRAME_MS;
-    const now = this.#clock.now();
-    if (now - due > MAX_LAG_MS) {
-      this.#scheduleStart = now;
-      this.#ticks = 0;
-    }
-    const delay = Math.max(0, this.#scheduleStart + (this.#ticks + 1) * FRAME_MS - now);
-    this.#tick = this.#clock.setTimeout(() => {
-      this.#tick = undefined;
-      this.#ticks++;
-      this.#onTick();
-      this.#scheduleTick();
-    }, delay);
   }
 
   #onTick(): void {
@@ -729,9 +709,8 @@ export class AudioStream extends EventEmitter<AudioStreamEvents> {
   async #stop(): Promise<void> {
     const wasRunning = this.#running;
     this.#running = false;
-    if (this.#tick !== undefined) this.#clock.clearTimeout(this.#tick);
+    this.#pacer.remove(this.#paced);
     if (this.#rtcpTimer !== undefined) this.#clock.clearTimeout(this.#rtcpTimer);
-    this.#tick = undefined;
     this.#rtcpTimer = undefined;
     if (wasRunning) await this.#sendRtcp(true);
     const sockets = [this.#rtp, this.#rtcp].filter((s): s is Socket => s !== undefined);

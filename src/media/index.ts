@@ -131,6 +131,7 @@ export {
   type RemoteEndpoint,
   type RemoteReceptionReport,
 } from "./audio-stream.js";
+export { FramePacer, MAX_CATCH_UP_FRAMES, type PacedStream } from "./frame-pacer.js";
 
 // Video: VP8 over RTP (RFC 7741) from and into IVF files (issue 6).
 export {

@@ -29,6 +29,8 @@ export async function runMonitorCommand(options: MonitorCommandOptions): Promise
       ...(udpPush === undefined ? {} : { udpPush }),
       ...(redirect === undefined ? {} : { redirect }),
       ...(dns === undefined ? {} : { dns, zone: monitor.dnsZone }),
+      ...(monitor.dashboardUrl === undefined ? {} : { dashboard: monitor.dashboardUrl }),
+      ...(monitor.phoneUrl === undefined ? {} : { phone: monitor.phoneUrl }),
     },
     pid: process.pid,
   };

@@ -14,6 +14,7 @@ import type { ProxyAdapter } from "./monitor-config.js";
 import type { ProxyTable, ProxyView } from "./proxy-table.js";
 import type { PushIntake } from "./push-intake.js";
 import { TRANSPORTS, type Selector, type Transport } from "./selector.js";
+import { serveWebPages, type loadWebPages } from "./web-pages.js";
 
 const SELECT_PATH = "/v1/select";
 const TRANSPORT_QUERY = "?transport=";
@@ -48,6 +49,8 @@ export interface MonitorHttpOptions {
   readonly addProxy: (input: unknown) => Promise<"added" | "known">;
   /** Admin remove; false when unknown. */
   readonly removeProxy: (id: string) => boolean;
+  /** The dashboard and phone pages to serve; none when absent. */
+  readonly webPages?: ReturnType<typeof loadWebPages>;
   readonly log: Logger;
 }
 
@@ -314,6 +317,8 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     void reply.header("content-type", options.metrics.contentType);
     return options.metrics.metrics();
   });
+
+  if (options.webPages !== undefined) serveWebPages(app, options.webPages);
 
   app.get("/healthz", async () => ({ status: "alive" }));
   app.get("/readyz", async (_request, reply) =>

@@ -229,6 +229,8 @@ const signingKeySchema = z.object({
 
 export const monitorConfigSchema = z.object({
   http: endpointSchema.default({ address: "127.0.0.1", port: DEFAULT_HTTP_PORT }),
+  /** Serve the dashboard (/dashboard/) and the browser phone (/phone/) on the HTTP side. */
+  web: z.boolean().default(true),
   /** Where signed UDP pushes are taken; absent: no UDP push endpoint. */
   udpPush: endpointSchema.optional(),
   /**

@@ -10,6 +10,7 @@ import {
   type TransactionOptionsInput,
 } from "../sip/index.js";
 import { monitorHttpApi } from "./http-front.js";
+import { loadWebPages, type WebPage } from "./web-pages.js";
 import {
   configuredProxyId,
   parseConfiguredProxy,
@@ -76,6 +77,7 @@ export class Monitor {
   readonly #mixedCaseIds = new Map<string, string>();
   readonly #sipTimers: TransactionOptionsInput | undefined;
   #httpUrl: string | undefined;
+  #webPages: ReadonlySet<WebPage> = new Set();
   #state: "new" | "started" | "stopping" | "stopped" = "new";
 
   readonly #onReport = (e: ReportSummaryEvent): void => this.#countAccepted.inc({ via: e.via });
@@ -291,6 +293,16 @@ export class Monitor {
     return this.#httpUrl;
   }
 
+  /** The dashboard's URL (after start); undefined when `web` is off or the pages are not built. */
+  get dashboardUrl(): string | undefined {
+    return this.#webPages.has("dashboard") ? `${this.httpUrl}/dashboard/` : undefined;
+  }
+
+  /** The browser phone's URL (after start), like dashboardUrl. */
+  get phoneUrl(): string | undefined {
+    return this.#webPages.has("phone") ? `${this.httpUrl}/phone/` : undefined;
+  }
+
   /** Where the UDP push endpoint is bound (after start), or undefined when there is none. */
   get udpPushAddress(): { address: string; port: number } | undefined {
     if (this.#state !== "started") throw new Error("monitor not started");
@@ -336,7 +348,13 @@ export class Monitor {
         });
         await this.#udp.start();
       }
+      const webPages = c.web ? loadWebPages() : undefined;
+      if (c.web && webPages!.size === 0) {
+        this.#log.warn("no dashboard or phone pages in dist/web (npm run build makes them)");
+      }
+      this.#webPages = new Set(webPages?.keys());
       this.#http = monitorHttpApi({
+        ...(webPages === undefined ? {} : { webPages }),
         table: this.#table,
         selector: this.#selector,
         intake: this.#intake,

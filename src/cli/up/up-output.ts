@@ -9,6 +9,8 @@ export const monitorLineSchema = z.object({
     http: z.string().min(1),
     redirect: z.string().min(1),
     dns: z.string().min(1).optional(),
+    dashboard: z.string().min(1).optional(),
+    phone: z.string().min(1).optional(),
   }),
   /** Where a monitor with a DNS front may also name it. */
   dns: z.string().min(1).optional(),
@@ -71,6 +73,8 @@ export function buildUpInfo(options: {
       ...(dns === undefined ? {} : { dns }),
       zone: plan.domain,
       redirect: monitor.monitor.redirect,
+      ...(monitor.monitor.dashboard === undefined ? {} : { dashboard: monitor.monitor.dashboard }),
+      ...(monitor.monitor.phone === undefined ? {} : { phone: monitor.monitor.phone }),
       pid: monitor.pid,
     },
     proxies: plan.proxies.map((p, i) => {
@@ -125,6 +129,8 @@ export function formatSummary(info: UpInfo): string {
       ? `  DNS            not served by this monitor yet (zone ${m.zone} configured)`
       : `  DNS            ${m.dns}   zone ${m.zone}   (dig @${m.dns.replace(/:(\d+)$/, " -p $1")} _sip._udp.${m.zone} SRV)`,
     `  SIP redirect   ${m.redirect}   (UDP and TCP: INVITE gets 302 to the least-loaded proxies)`,
+    `  Dashboard      ${m.dashboard ?? "not served (the pages are not built: npm run build)"}`,
+    `  Browser phone  ${m.phone ?? "not served"}   (a user of the list below, camera and microphone)`,
     "",
     "Proxies (registrar and proxy for the domain; they share one location store)",
   );
@@ -153,7 +159,7 @@ export function formatSummary(info: UpInfo): string {
     `  A SIP phone registers ${alice.user} (password ${alice.password}) at that proxy,` +
       ` e.g. ${hostPort(first.sip.udp)}, and calls sip:${bob.user}@${info.domain} there;`,
     `  or sends its INVITE to sip:${bob.user}@${hostPort(m.redirect)} and follows the 302.`,
-    `  With the sipsteer CLI (its call command is still to come):`,
+    `  With the sipsteer CLI softphone:`,
     `    sipsteer call ${bob.user} --monitor ${m.http} --user ${alice.user} --password ${alice.password}`,
     `  SIPp, registering the first ${Math.min(3, info.users.length)} users of the CSV at ${first.id}:`,
     `    sipp ${hostPort(first.sip.udp)} -sf ${info.files.sippRegister} -inf ${info.files.usersCsv} -i 127.0.0.1 -m ${Math.min(3, info.users.length)}`,

@@ -1,0 +1,2 @@
+// The dashboard page (issue 7).
+export {};

@@ -1,0 +1,2 @@
+// The phone page (issue 7).
+export {};

@@ -148,6 +148,11 @@ describe("sipsteer up (CLI)", () => {
       assert.match(info.monitor.redirect, /^sip:127\.0\.0\.1:\d+$/);
       assert.equal(info.monitor.zone, "sipsteer.test");
       assert.match(info.monitor.dns ?? "", /^127\.0\.0\.1:\d+$/);
+      assert.equal(info.monitor.dashboard, `${info.monitor.http}/dashboard/`);
+      assert.equal(info.monitor.phone, `${info.monitor.http}/phone/`);
+      const dashboard = await fetch(info.monitor.dashboard!);
+      assert.equal(dashboard.status, 200);
+      assert.match(await dashboard.text(), /<title>sipsteer fleet<\/title>/);
       assert.deepEqual(
         info.proxies.map((p) => [p.id, p.name]),
         [1, 2, 3].map((n) => [`p${n}`, `p${n}.sipsteer.test`]),
@@ -312,6 +317,8 @@ describe("sipsteer up (CLI)", () => {
       assert.ok(out.includes(`sip:127.0.0.11:${sipPort} (UDP, TCP)`), out);
       assert.match(out, /HTTP API {7}http:\/\/127\.0\.0\.1:\d+/);
       assert.match(out, /SIP redirect {3}sip:127\.0\.0\.1:\d+/);
+      assert.match(out, /Dashboard {6}http:\/\/127\.0\.0\.1:\d+\/dashboard\//);
+      assert.match(out, /Browser phone {2}http:\/\/127\.0\.0\.1:\d+\/phone\//);
       assert.match(out, /DNS {12}127\.0\.0\.1:\d+ {3}zone sipsteer\.test/);
       assert.match(out, /sipp 127\.0\.0\.11:\d+ -sf .*sipp-register\.xml -inf .*users\.csv/);
       assert.match(out, /sipsteer call bob --monitor http:\/\/127\.0\.0\.1:\d+ --user alice/);

@@ -523,27 +523,28 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * then say so (`moved`). When nothing can be reached, `error` is emitted and the agent
    * tries again after `retryAfterFailureMs`.
    */
-  async #failover(reason: string): Promise<void> {
-    const from = this.#registration;
+  async #failover(reason: string, lost?: ProxyCandidate): Promise<void> {
+    // On a retry after a failed move the registration is gone; `lost` is where it was.
+    const from = this.#registration?.proxy ?? lost;
     if (this.#state !== "started") return;
     this.#clearRefresh();
     this.#log.warn(
-      { proxy: from === undefined ? undefined : candidateName(from.proxy), reason },
+      { proxy: from === undefined ? undefined : candidateName(from), reason },
       "proxy failed; moving",
     );
     try {
-      const { proxy } = await this.#registerSomewhere(from?.proxy);
+      const { proxy } = await this.#registerSomewhere(from);
       if (from === undefined) this.emit("registered", proxy);
-      else if (sameProxy(from.proxy, proxy)) this.emit("refreshed", proxy);
-      else this.emit("moved", from.proxy, proxy, reason);
+      else if (sameProxy(from, proxy)) this.emit("refreshed", proxy);
+      else this.emit("moved", from, proxy, reason);
     } catch (e) {
       this.#registration = undefined;
       this.#report(e);
       if (this.#state !== "started") return;
       this.#refresh = this.#clock.setTimeout(() => {
         this.#refresh = undefined;
-        void this.#enqueue(() => this.#failover(`retry after: ${reason}`)).catch((err: unknown) =>
-          this.#report(err),
+        void this.#enqueue(() => this.#failover(`retry after: ${reason}`, from)).catch(
+          (err: unknown) => this.#report(err),
         );
       }, this.config.retryAfterFailureMs);
     }

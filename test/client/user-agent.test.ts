@@ -308,6 +308,35 @@ describe("a user agent whose only proxy dies", () => {
   });
 });
 
+describe("a user agent whose failover first finds nothing", () => {
+  test("the retry that registers elsewhere says `moved` from the proxy that died", async () => {
+    const fleet = await startFleet({ proxies: 2, minExpires: 1 });
+    try {
+      fleet.monitor.table.drain("p2");
+      const ua = await startAgent("carol", [fleet.http], {
+        registerExpiresS: 1,
+        retryAfterFailureMs: 300,
+      });
+      try {
+        await ua.register();
+        assert.equal(ua.proxy?.id, "p1");
+        const failed = once(ua, "error");
+        await fleet.stopProxy(fleet.proxies[0]!);
+        await failed;
+        fleet.monitor.table.undrain("p2");
+        // After the error: once() rejects on an "error" event.
+        const moved = once(ua, "moved");
+        const [from, to] = (await moved) as [ProxyCandidate, ProxyCandidate, string];
+        assert.deepEqual([from.id, to.id], ["p1", "p2"]);
+      } finally {
+        await stopAgent(ua);
+      }
+    } finally {
+      await fleet.stop();
+    }
+  });
+});
+
 describe("user agent refusals and config", () => {
   test("a wrong password is a RegistrationError at once, not a move to another proxy", async () => {
     const fleet = await startFleet({ proxies: 2 });

@@ -37,6 +37,8 @@ export interface FleetOptions {
   readonly minExpires?: number;
   /** Each proxy's capacity in calls (its workload is then calls/capacity, or its ELU). */
   readonly capacityCalls?: number;
+  /** Each proxy also listens for SIP over WebSocket (RFC 7118) on a free port (browsers). */
+  readonly ws?: boolean;
 }
 
 export interface TestFleet {
@@ -110,6 +112,7 @@ export async function startFleet(options: FleetOptions): Promise<TestFleet> {
         listen: [
           { protocol: "udp", address, port: ports[i]! },
           { protocol: "tcp", address, port: ports[i]! },
+          ...(options.ws ? [{ protocol: "ws" as const, address, port: 0 }] : []),
         ],
         allowedDestinations: LOOPBACK,
         auth: { enabled: true, ...(options.algorithms ? { algorithms: options.algorithms } : {}) },

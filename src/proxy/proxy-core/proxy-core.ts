@@ -28,6 +28,13 @@ import type { AuthGuard } from "../auth-guard.js";
 import type { DialogTracker } from "../dialogs.js";
 import type { Fleet } from "../fleet.js";
 import type { Binding, LocationStore } from "../location-store/types.js";
+import {
+  INCOMPATIBLE_TRANSPORT_WARNING,
+  MEDIA_RELAY_MISSING,
+  MEDIA_RELAY_MISSING_REASON,
+  needsMediaRelay,
+  offerProfile,
+} from "../media-profile.js";
 import { aorOf, type Registrar } from "../registrar/registrar.js";
 import { contactNeedsFlow } from "../nat.js";
 import { protocolOfUri, type Self } from "../self.js";
@@ -276,10 +283,26 @@ export class ProxyCore {
       const known = o.auth?.knows(uri.unescapedUser ?? "", this.#realmOf(uri.hostname)) ?? false;
       return known ? reply(480) : reply(404);
     }
+    // Until the media relay exists (issue 8), a browser and a plain-RTP phone cannot meet: an
+    // offer goes only to contacts of its own profile.
+    const offer = isInitialInvite(request) ? offerProfile(request) : undefined;
+    let needRelay = 0;
     const targets: Target[] = [];
     for (const b of bindings) {
+      if (needsMediaRelay(offer, b)) {
+        needRelay++;
+        continue;
+      }
       const target = await this.#bindingTarget(b);
       if (target !== undefined) targets.push(target);
+    }
+    if (targets.length === 0 && needRelay > 0) {
+      const r = reply(488, MEDIA_RELAY_MISSING_REASON);
+      r.appendHeader(
+        "Warning",
+        `${INCOMPATIBLE_TRANSPORT_WARNING} ${o.self.id} "${MEDIA_RELAY_MISSING}"`,
+      );
+      return r;
     }
     if (targets.length === 0) return reply(480);
     return this.#forward(tx, request, targets);

@@ -34,21 +34,33 @@ export interface SippOptions {
 /** A free port on 127.0.0.1 for both UDP and TCP (best effort: checked, then released). */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket("udp4");
-      socket.once("error", () => resolve(false));
-      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+    const port = FREE_PORT_LOW + Math.floor(Math.random() * (FREE_PORT_HIGH - FREE_PORT_LOW));
+    if ((await tcpFree(port)) && (await udpFree(port))) return port;
   }
+}
+
+/**
+ * Ports handed out lie below Linux's ephemeral range (32768–60999): a port taken from that
+ * range and released could be given to anyone's next outgoing connection or bind(0) (Chromium's
+ * ICE sockets, another test) before the role meant for it listens; seen as EADDRINUSE in CI.
+ */
+const FREE_PORT_LOW = 20_000;
+const FREE_PORT_HIGH = 32_000;
+
+function tcpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => resolve(false));
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
 }
 
 /** A running SIPp, always reaped: `result` settles when it exits or is killed. */

@@ -35,7 +35,7 @@ export interface SippOptions {
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = FREE_PORT_LOW + Math.floor(Math.random() * (FREE_PORT_HIGH - FREE_PORT_LOW));
-    if ((await tcpFree(port)) && (await udpFree(port))) return port;
+    if ((await tcpPortFree(port)) && (await udpPortFree(port))) return port;
   }
 }
 
@@ -47,7 +47,8 @@ export async function freePort(): Promise<number> {
 const FREE_PORT_LOW = 20_000;
 const FREE_PORT_HIGH = 32_000;
 
-function tcpFree(port: number): Promise<boolean> {
+/** Whether a TCP port on 127.0.0.1 can be bound (then released) now. */
+export function tcpPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once("error", () => resolve(false));
@@ -55,10 +56,14 @@ function tcpFree(port: number): Promise<boolean> {
   });
 }
 
-function udpFree(port: number): Promise<boolean> {
+/** Whether a UDP port on 127.0.0.1 can be bound (then released) now. */
+export function udpPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createSocket("udp4");
-    socket.once("error", () => resolve(false));
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
     socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
   });
 }

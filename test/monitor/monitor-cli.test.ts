@@ -2,41 +2,18 @@
 // line when serving, takes signed pushes from a real sipsteer proxy and answers selects, stops
 // on SIGTERM with exit code 0 and frees its ports; a bad config exits 2 naming the field.
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Proxy } from "../../src/proxy/index.js";
 import { reap, runCli, within } from "../helpers/cli.js";
 import { eventually } from "../helpers/eventually.js";
+import { tcpPortFree, udpPortFree } from "../helpers/sipp.js";
 
 const DOMAIN = "sipsteer.test";
 const LOOPBACK = ["127.0.0.0/8", "::1/128"];
 const KEY = { id: "k1", secret: "a-shared-report-secret" };
-
-/** Polls `check` until it returns a value (not undefined), or fails after `timeoutMs`. */
-/** Whether a TCP port on 127.0.0.1 can be bound (then released) now. */
-function tcpPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** Whether a UDP port on 127.0.0.1 can be bound (then released) now. */
-function udpPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createSocket("udp4");
-    socket.once("error", () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-  });
-}
 
 describe("sipsteer monitor (CLI)", () => {
   test("serves: one JSON line, /healthz, a real proxy's pushes make it selectable; SIGTERM exits 0 and frees its ports", async () => {

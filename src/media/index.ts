@@ -184,3 +184,6 @@ export {
   type VideoStreamOptionsInput,
   type VideoStreamStats,
 } from "./video/video-stream.js";
+
+// The media relay (rtpengine) and its ng control protocol (issue 8).
+export * from "./rtpengine/index.js";

@@ -23,6 +23,11 @@ import type { MediaSession } from "./media-session.js";
 export interface RtpMediaOptions {
   /** The address the RTP sockets bind and the SDP names (an IP literal). */
   readonly localAddress: string;
+  /**
+   * The address the SDP names instead of `localAddress`: what a phone behind NAT writes (its
+   * private address), which only a relay that latches onto the real source gets past.
+   */
+  readonly advertiseAddress?: string;
   readonly allowedDestinations: readonly string[];
   /** What to send: `tone:HZ`, `silence` or a WAV file; silence when absent. */
   readonly play?: string;
@@ -189,7 +194,11 @@ export class RtpMediaSession implements MediaSession {
     });
     const { rtpPort } = await this.#stream.start();
     // Our RTCP is on the next port: no rtcp-mux (RFC 5761), offered or answered.
-    this.#local = { address: o.localAddress, audioPort: rtpPort, rtcpMux: false };
+    this.#local = {
+      address: o.advertiseAddress ?? o.localAddress,
+      audioPort: rtpPort,
+      rtcpMux: false,
+    };
     return this.#local;
   }
 

@@ -3,12 +3,12 @@ import type { Binding } from "./location-store/types.js";
 
 /**
  * How a user agent carries media: `webrtc` (ICE and DTLS-SRTP, RFC 8827/8834; a browser) or
- * `plain` (RTP/AVP, a SIP phone). The two meet only through a media relay (issue 8).
+ * `plain` (RTP/AVP, a SIP phone). The two meet only through a media relay (rtpengine).
  */
 export type MediaProfile = "webrtc" | "plain";
 
-/** Why a call between the two profiles is refused until the media relay exists. */
-export const MEDIA_RELAY_MISSING = "WebRTC and plain RTP need the media relay, not yet available";
+/** Why a call that needs the media relay is refused when no relay takes it. */
+export const MEDIA_RELAY_MISSING = "the call needs a media relay and none is available";
 
 /** The reason phrase of the 488 such a call gets. */
 export const MEDIA_RELAY_MISSING_REASON = `Not Acceptable Here (${MEDIA_RELAY_MISSING})`;

@@ -24,6 +24,19 @@ const member = z.object({
   addresses: z.array(z.string().min(1)).optional(),
 });
 
+/** A relay's ng control endpoint: `127.0.0.1:2223`, `[::1]:2223`. */
+const ngEndpoint = z
+  .string()
+  .regex(
+    /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/,
+    "an IP literal and port, e.g. 127.0.0.1:2223",
+  );
+
+/** Per attempt, an ng request to a relay (three attempts before the next relay). */
+export const DEFAULT_RELAY_TIMEOUT_MS = 500;
+/** A relay that failed is not tried again for new calls for this long. */
+export const DEFAULT_RELAY_HOLD_OFF_MS = 5_000;
+
 const pushTarget = z
   .string()
   .regex(/^(https?:\/\/|udp:\/\/)/, "push targets are http(s)://… or udp://host:port");
@@ -137,6 +150,26 @@ export const proxyConfigSchema = z.object({
       key: z.object({ id: z.string().min(1), secret: z.string().min(16) }).optional(),
     })
     .default({ intervalMs: DEFAULT_REPORT_INTERVAL_MS, push: [] }),
+  /**
+   * The media relay (rtpengine, issue 8): when a call's media goes through one (`always`,
+   * `never`, or `auto`: when the two sides cannot talk directly), which relays there are, and
+   * the monitors asked for the least-loaded one (GET /v1/select?kind=media).
+   */
+  media: z
+    .object({
+      relay: z.enum(["auto", "always", "never"]).default("auto"),
+      relays: z.array(z.object({ id: z.string().min(1).max(64), ng: ngEndpoint })).default([]),
+      monitors: z.array(z.url({ protocol: /^https?$/ })).default([]),
+      timeoutMs: z.number().int().positive().default(DEFAULT_RELAY_TIMEOUT_MS),
+      holdOffMs: z.number().int().nonnegative().default(DEFAULT_RELAY_HOLD_OFF_MS),
+    })
+    .default({
+      relay: "auto",
+      relays: [],
+      monitors: [],
+      timeoutMs: DEFAULT_RELAY_TIMEOUT_MS,
+      holdOffMs: DEFAULT_RELAY_HOLD_OFF_MS,
+    }),
   /** Bearer token of POST /admin/drain and /admin/undrain. */
   adminToken: z.string().min(16).optional(),
   drainTimeoutMs: z.number().int().positive().default(DEFAULT_DRAIN_TIMEOUT_MS),

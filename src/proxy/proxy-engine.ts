@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import {
   Credentials,
+  DestinationPolicy,
   TimerQueue,
   TransactionLayer,
   TransportLayer,
@@ -20,6 +21,8 @@ import { RedisLocationStore } from "./location-store/redis-store.js";
 import { SqliteLocationStore } from "./location-store/sqlite-store.js";
 import type { LocationStore, StoreHealth } from "./location-store/types.js";
 import { contactNeedsFlow } from "./nat.js";
+import { MediaRelayer } from "./media-relay/media-relayer.js";
+import { RelayPool } from "./media-relay/relay-pool.js";
 import { ProxyCore } from "./proxy-core/proxy-core.js";
 import type { ProxyConfig } from "./proxy-config.js";
 import { Registrar } from "./registrar/registrar.js";
@@ -52,6 +55,8 @@ export interface SharedEngine {
 /** Counters and gauges of one engine, summed across processes by the cluster. */
 export interface EngineStats {
   readonly calls: number;
+  /** Streams on the media relay. */
+  readonly media: number;
   readonly cps: number;
   readonly transactions: number;
   readonly connections: number;
@@ -82,6 +87,7 @@ export class ProxyEngine {
   #dialogs: DialogTracker | undefined;
   #core: ProxyCore | undefined;
   #auth: AuthGuard | undefined;
+  #media: MediaRelayer | undefined;
 
   constructor(config: Readonly<ProxyConfig>, deps: ProxyEngineDeps = {}) {
     this.#config = config;
@@ -126,6 +132,7 @@ export class ProxyEngine {
     const t = this.#transport?.stats;
     return {
       calls: this.calls,
+      media: this.#media?.streams ?? 0,
       cps: this.#dialogs?.cps ?? 0,
       transactions: size === undefined ? 0 : size.client + size.server,
       connections: this.#transport?.flows.length ?? 0,
@@ -203,6 +210,27 @@ export class ProxyEngine {
       servesDomain: (host) => self.servesDomain(host),
       trustsPath: (flow) => fleet.isMemberAddress(flow.remote.address),
     });
+    const m = c.media;
+    this.#media =
+      m.relay === "never"
+        ? undefined
+        : new MediaRelayer({
+            policy: m.relay,
+            pool: new RelayPool({
+              relays: m.relays,
+              monitors: m.monitors,
+              timeoutMs: m.timeoutMs,
+              holdOffMs: m.holdOffMs,
+              allowed: new DestinationPolicy(c.allowedDestinations),
+              clock: this.#clock,
+              log: this.#log,
+            }),
+            clock: this.#clock,
+            log: this.#log,
+            safetyTimeoutMs: c.dialogSafetyTimeoutMs,
+            onChange: () => this.#deps.onCallsChanged?.(),
+          });
+    this.#media?.start();
     const core = new ProxyCore({
       self,
       fleet,
@@ -220,6 +248,7 @@ export class ProxyEngine {
       draining: () => this.#draining,
       workload: () => this.#deps.workload?.() ?? 0,
       branchTag: shared?.branchTag ?? "",
+      media: this.#media,
     });
     this.#core = core;
     this.#transactions.on("request", (tx) => void core.onRequest(tx));
@@ -233,6 +262,7 @@ export class ProxyEngine {
     this.#dialogs?.stop();
     this.#core?.close();
     this.#timers?.dispose();
+    await this.#media?.stop();
     this.#transactions?.stop();
     await this.#transport?.stop();
     await this.#store?.stop();

@@ -71,7 +71,7 @@ export class ProxyFront {
         calls: () => s.stats().calls,
         registrations: () => this.#registrations,
         transactions: () => s.stats().transactions,
-        media: () => 0,
+        media: () => s.stats().media,
         cps: () => s.stats().cps,
         store: s.storeHealth,
         ...(s.elu === undefined ? {} : { elu: s.elu }),

@@ -39,6 +39,8 @@ export interface FleetOptions {
   readonly capacityCalls?: number;
   /** Each proxy also listens for SIP over WebSocket (RFC 7118) on a free port (browsers). */
   readonly ws?: boolean;
+  /** Proxy i's media relay settings (issue 8). */
+  readonly media?: (i: number) => ProxyConfigInput["media"];
 }
 
 export interface TestFleet {
@@ -122,6 +124,7 @@ export async function startFleet(options: FleetOptions): Promise<TestFleet> {
           ? {}
           : { capacity: { calls: options.capacityCalls, media: 0 } }),
         report: { intervalMs: 100, push: [`${monitor.httpUrl}/v1/reports`], key: KEY },
+        ...(options.media === undefined ? {} : { media: options.media(i) }),
         ...(options.shared
           ? {
               store: { kind: "sqlite" as const, file: join(work, "location.db") },

@@ -210,7 +210,7 @@ describe("browser phone", () => {
       const cause = await alice.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.cause());
       assert.equal(
         cause,
-        "488 Not Acceptable Here (WebRTC and plain RTP need the media relay, not yet available)",
+        "488 Not Acceptable Here (the call needs a media relay and none is available)",
       );
       assert.equal(rang, 0, "the phone never rang");
 

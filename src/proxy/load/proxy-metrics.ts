@@ -39,6 +39,7 @@ export function proxyMetrics(proxyId: string, source: MetricsSource): Registry {
     snapshot = undefined;
     return stats().calls;
   });
+  gauge("sipsteer_proxy_media_streams", "Media streams on the relay", () => stats().media);
   gauge("sipsteer_proxy_cps", "Calls started per second over the last 5 s", () => stats().cps);
   gauge(
     "sipsteer_proxy_registrations",
@@ -85,6 +86,7 @@ export function sumStats(all: readonly EngineStats[]): EngineStats {
   const withAuth = all.filter((s) => s.auth !== undefined);
   return {
     calls: sum((s) => s.calls),
+    media: sum((s) => s.media),
     cps: sum((s) => s.cps),
     transactions: sum((s) => s.transactions),
     connections: sum((s) => s.connections),

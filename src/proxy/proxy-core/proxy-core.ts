@@ -32,9 +32,13 @@ import {
   INCOMPATIBLE_TRANSPORT_WARNING,
   MEDIA_RELAY_MISSING,
   MEDIA_RELAY_MISSING_REASON,
-  needsMediaRelay,
-  offerProfile,
+  bindingProfile,
+  sdpProfile,
+  type MediaProfile,
 } from "../media-profile.js";
+import type { MediaRelayer } from "../media-relay/media-relayer.js";
+import type { Relay } from "../media-relay/relay-pool.js";
+import { relayReason } from "../media-relay/relay-policy.js";
 import { aorOf, type Registrar } from "../registrar/registrar.js";
 import { contactNeedsFlow } from "../nat.js";
 import { protocolOfUri, type Self } from "../self.js";
@@ -64,7 +68,14 @@ export interface ProxyCoreOptions {
    * multi-process proxy that sent a request, which its responses are steered back to.
    */
   readonly branchTag: string;
+  /** The media relay; undefined when the proxy never relays media. */
+  readonly media: MediaRelayer | undefined;
 }
+
+/** Our Record-Route URI parameters that pin a dialog to its media relay. */
+const RELAY_PARAM = "relay";
+/** …and say what the two sides speak: `wp` (a browser and a plain phone), `pp`, `ww`. */
+const PROFILES_PARAM = "media";
 
 /** Methods that create dialogs: the proxy stays in their path (Record-Route). */
 const DIALOG_CREATING = new Set(["INVITE", "SUBSCRIBE", "REFER", "NOTIFY"]);
@@ -85,6 +96,28 @@ interface Target {
   readonly uri: Uri;
   readonly routes: readonly string[];
   readonly hop: SendTarget;
+  /** The branch to use, when chosen before forwarding (the relay's offer names it). */
+  readonly branch?: string;
+  /** The call's media goes through a relay on this branch. */
+  readonly relayed?: RelayedBranch;
+}
+
+/** How a forwarded request's media goes through the relay, and what its responses need. */
+interface RelayedBranch {
+  readonly relay: Relay;
+  /** What the request's sender speaks, and the side it goes to. */
+  readonly sender: MediaProfile;
+  readonly receiver: MediaProfile;
+  /** The request's rewritten SDP; undefined when it carries none (the offer is in the 2xx). */
+  readonly body: string | undefined;
+  /** The receiving side's address when it is a client (not a fleet member): rtpengine's received-from. */
+  readonly receiverAddress: string | undefined;
+}
+
+/** What our popped Route said about the dialog's media relay. */
+interface DialogMedia {
+  readonly ng: string;
+  readonly profiles: string;
 }
 
 /**
@@ -133,9 +166,11 @@ export class ProxyCore {
     const request = inbound.message as SipRequest;
     try {
       if ((request.maxForwards ?? 70) <= 0) return;
-      const { tokenFlow } = this.#popOurRoutes(request, inbound.flow.id);
+      const { tokenFlow, media } = this.#popOurRoutes(request, inbound.flow.id);
       const hop = await this.#nextHop(request, tokenFlow);
       if (hop === undefined) return;
+      // An ACK with SDP answers an offer its 2xx carried (a late offer).
+      if (media !== undefined) await this.#relayAckAnswer(request, media, inbound.flow, hop);
       request.setHeader("Max-Forwards", String((request.maxForwards ?? 70) - 1));
       // A stateless branch: the same for every retransmission of this ACK (RFC 3261 §16.11).
       const branch = `z9hG4bK-ack-${fnv(FNV_OFFSET, request.topVia?.branch ?? request.callId).toString(36)}`;
@@ -158,6 +193,11 @@ export class ProxyCore {
     response.removeFirstValue("via");
     const next = response.topVia;
     if (next === undefined) return;
+    // A retransmitted 2xx of a relayed call carries the SDP the relay gave its first copy.
+    if (this.o.media !== undefined && response.status < 300 && response.body.length > 0) {
+      const body = this.o.media.rememberedAnswer(answerKey(response));
+      if (body !== undefined) response.setBody(body);
+    }
     const protocol = protocolOfVia(next.transport);
     if (protocol === undefined) return;
     const address = stripIpv6Brackets(next.received ?? next.host);
@@ -184,7 +224,7 @@ export class ProxyCore {
     if (request.method === "CANCEL") return this.#cancel(request, reply);
 
     // §16.4: Routes that name us are ours to remove; a token in one names a client's flow.
-    const { popped, tokenFlow } = this.#popOurRoutes(request, tx.flow.id);
+    const { popped, tokenFlow, media } = this.#popOurRoutes(request, tx.flow.id);
     const inDialog = request.to.tag !== undefined;
 
     // §16.3 step 3: Max-Forwards.
@@ -231,7 +271,9 @@ export class ProxyCore {
       if (request.from.tag !== undefined) {
         o.dialogs.inDialog(request.method, request.callId, request.from.tag, request.to.tag!);
       }
-      return this.#forward(tx, request, [await this.#directTarget(request, tokenFlow)]);
+      const target = await this.#directTarget(request, tokenFlow);
+      if (media === undefined) return this.#forward(tx, request, [target]);
+      return this.#forward(tx, request, [await this.#relayInDialog(tx, request, media, target)]);
     }
 
     // A Route left that names another hop: only fleet members (or relay domains) are followed.
@@ -283,20 +325,22 @@ export class ProxyCore {
       const known = o.auth?.knows(uri.unescapedUser ?? "", this.#realmOf(uri.hostname)) ?? false;
       return known ? reply(480) : reply(404);
     }
-    // Until the media relay exists (issue 8), a browser and a plain-RTP phone cannot meet: an
-    // offer goes only to contacts of its own profile.
-    const offer = isInitialInvite(request) ? offerProfile(request) : undefined;
-    let needRelay = 0;
     const targets: Target[] = [];
+    let relayMissing = 0;
+    const relaying = isInitialInvite(request) && !fromFleet;
+    const offer = relaying ? sdpOf(request) : undefined;
     for (const b of bindings) {
-      if (needsMediaRelay(offer, b)) {
-        needRelay++;
+      const target = await this.#bindingTarget(b);
+      if (target === undefined) continue;
+      if (!relaying) {
+        targets.push(target);
         continue;
       }
-      const target = await this.#bindingTarget(b);
-      if (target !== undefined) targets.push(target);
+      const relayed = await this.#relayTarget(tx, request, offer, b, target);
+      if (relayed === "missing") relayMissing++;
+      else targets.push(relayed);
     }
-    if (targets.length === 0 && needRelay > 0) {
+    if (targets.length === 0 && relayMissing > 0) {
       const r = reply(488, MEDIA_RELAY_MISSING_REASON);
       r.appendHeader(
         "Warning",
@@ -315,8 +359,10 @@ export class ProxyCore {
     // The context outlives the request (2xx from forks come for 64*T1): its callbacks hold
     // only what they need, not the message.
     const initialInvite = isInitialInvite(request);
-    const callId = initialInvite ? detach(request.callId) : "";
+    const callId = initialInvite || o.media !== undefined ? detach(request.callId) : "";
     const fromTag = initialInvite ? detach(request.from.tag ?? "") : "";
+    const relays = new Set<Relay>();
+    for (const t of targets) if (t.relayed !== undefined) relays.add(t.relayed.relay);
     const ctx = new ResponseContext({
       serverTx: tx,
       request,
@@ -331,6 +377,8 @@ export class ProxyCore {
             fromTag,
             response.status < 300 ? response.to.tag : undefined,
           );
+          // A call that failed or was cancelled leaves its relays.
+          if (response.status >= 300) for (const r of relays) void o.media?.end(r, callId);
         }
       },
       on2xx: () => undefined,
@@ -342,6 +390,12 @@ export class ProxyCore {
       if (initialInvite) o.dialogs.inviteStarted(callId, fromTag);
     }
     const loop = loopHash(request);
+    const exchange = {
+      callId,
+      fromTag: request.from.tag ?? "",
+      toTag: request.to.tag,
+      hadOffer: sdpOf(request) !== undefined,
+    };
     for (const target of targets) {
       const copy = request.clone();
       copy.uri = target.uri;
@@ -349,14 +403,28 @@ export class ProxyCore {
         copy.prependHeader("Route", target.routes[i]!);
       // §16.6 step 3: Max-Forwards decremented, or set to 70 when absent.
       copy.setHeader("Max-Forwards", String((request.maxForwards ?? 71) - 1));
+      const relayed = target.relayed;
+      if (relayed?.body !== undefined) copy.setBody(relayed.body);
       if (DIALOG_CREATING.has(request.method) && request.to.tag === undefined) {
-        this.#recordRoute(copy, tx.flow, target.hop);
+        this.#recordRoute(copy, tx.flow, target.hop, relayed);
       }
-      const branch = `z9hG4bK-${loop}-${o.branchTag}${randomToken(9)}`;
+      const branch = target.branch ?? `z9hG4bK-${loop}-${o.branchTag}${randomToken(9)}`;
+      // Responses of a relayed branch wait for the relay's rewrite, in the order they came.
+      let chain = Promise.resolve();
       const client: ClientTransaction = o.transactions.sendRequest(copy, target.hop, {
         branch,
         finalPromise: false,
-        onResponse: (response) => ctx.response(client, response),
+        onResponse:
+          relayed === undefined
+            ? (response) => ctx.response(client, response)
+            : (response) => {
+                chain = chain
+                  .then(() => this.#relayResponse(relayed, exchange, branch, response))
+                  .catch((e: unknown) =>
+                    o.log.error({ err: e, callId }, "relaying a response's SDP failed"),
+                  )
+                  .then(() => ctx.response(client, response));
+              },
         onFailure: (status) => ctx.failed(client, status),
       });
       ctx.add(client);
@@ -364,16 +432,197 @@ export class ProxyCore {
     return undefined;
   }
 
+  // ---- the media relay ------------------------------------------------------------------------
+
+  /**
+   * A binding as the target of a new call, through the relay when the policy says its media
+   * needs one: the offer rewritten for the callee (or, without an offer in the INVITE, the
+   * relay kept for the offer its 2xx brings). "missing" when it needs a relay and none took it.
+   */
+  async #relayTarget(
+    tx: ServerTransaction,
+    request: SipRequest,
+    offer: string | undefined,
+    binding: Binding,
+    target: Target,
+  ): Promise<Target | "missing"> {
+    const media = this.o.media;
+    const receiver = bindingProfile(binding);
+    const sender: MediaProfile =
+      (offer === undefined ? undefined : sdpProfile(offer)) ?? flowProfile(tx.flow);
+    const policy = media?.policy ?? "never";
+    const contactHost = hostOf(binding.contact);
+    const reason =
+      offer === undefined
+        ? policy === "always" || (policy === "auto" && sender !== receiver)
+          ? "late"
+          : undefined
+        : relayReason(
+            policy,
+            { sdp: offer, signalledFrom: tx.flow.remote.address },
+            { profile: receiver, address: contactHost },
+          );
+    if (reason === undefined) {
+      // Never relayed: a browser and a plain phone cannot meet.
+      return offer !== undefined && sdpProfile(offer) !== undefined && sender !== receiver
+        ? "missing"
+        : target;
+    }
+    if (media === undefined || !media.available)
+      return reason === "sdp-address" ? target : "missing";
+    const branch = `z9hG4bK-${loopHash(request)}-${this.o.branchTag}${randomToken(9)}`;
+    const receiverAddress = this.o.fleet.isMemberAddress(target.hop.address)
+      ? undefined
+      : target.hop.address;
+    let relay: Relay | undefined;
+    let body: string | undefined;
+    if (offer === undefined) {
+      relay = await media.pick();
+    } else {
+      const placed = await media.offer({
+        callId: request.callId,
+        fromTag: request.from.tag ?? "",
+        viaBranch: branch,
+        sdp: offer,
+        receiver,
+        receivedFrom: tx.flow.remote.address,
+      });
+      relay = placed?.relay;
+      body = placed?.sdp;
+    }
+    if (relay === undefined) {
+      this.o.log.warn({ callId: request.callId, reason }, "no media relay took the call");
+      // A phone's odd SDP address may still work directly; the other reasons cannot.
+      return reason === "sdp-address" ? target : "missing";
+    }
+    return { ...target, branch, relayed: { relay, sender, receiver, body, receiverAddress } };
+  }
+
+  /**
+   * An in-dialog request of a relayed call: BYE deletes the call from its relay; a re-offer
+   * (re-INVITE, UPDATE) goes to the same relay, and its answer comes back through it.
+   */
+  async #relayInDialog(
+    tx: ServerTransaction,
+    request: SipRequest,
+    dialog: DialogMedia,
+    target: Target,
+  ): Promise<Target> {
+    const media = this.o.media;
+    const relay = media === undefined ? undefined : await media.relayAt(dialog.ng);
+    if (media === undefined || relay === undefined) return target;
+    const callId = request.callId;
+    if (request.method === "BYE" || request.method === "CANCEL") {
+      void media.end(relay, callId);
+      return target;
+    }
+    media.touch(callId);
+    if (request.method !== "INVITE" && request.method !== "UPDATE") return target;
+    const sdp = sdpOf(request);
+    const [sender, receiver] = sides(dialog.profiles, sdp, tx.flow);
+    const fromFleet = this.o.fleet.isMemberAddress(tx.flow.remote.address);
+    const receiverAddress = this.o.fleet.isMemberAddress(target.hop.address)
+      ? undefined
+      : target.hop.address;
+    let body: string | undefined;
+    if (sdp !== undefined) {
+      body = await media.reoffer(relay, {
+        callId,
+        fromTag: request.from.tag ?? "",
+        toTag: request.to.tag!,
+        sdp,
+        receiver,
+        receivedFrom: fromFleet ? undefined : tx.flow.remote.address,
+      });
+    }
+    return { ...target, relayed: { relay, sender, receiver, body, receiverAddress } };
+  }
+
+  /** A response's SDP on a relayed branch: an answer (or, after a request without, an offer). */
+  async #relayResponse(
+    relayed: RelayedBranch,
+    x: { callId: string; fromTag: string; toTag: string | undefined; hadOffer: boolean },
+    branch: string,
+    response: SipResponse,
+  ): Promise<void> {
+    const media = this.o.media;
+    if (media === undefined || response.status < 101 || response.status >= 300) return;
+    const sdp = sdpOf(response);
+    const toTag = response.to.tag;
+    if (sdp === undefined || toTag === undefined) return;
+    const initial = x.toTag === undefined;
+    const rewritten = x.hadOffer
+      ? await media.answer(relayed.relay, {
+          callId: x.callId,
+          fromTag: x.fromTag,
+          toTag,
+          ...(initial ? { viaBranch: branch } : {}),
+          sdp,
+          receiver: relayed.sender,
+          receivedFrom: relayed.receiverAddress,
+        })
+      : // The request had no SDP: this is the responder's offer, answered in the ACK.
+        await media.reoffer(relayed.relay, {
+          callId: x.callId,
+          fromTag: toTag,
+          toTag: x.fromTag,
+          sdp,
+          receiver: relayed.sender,
+          receivedFrom: relayed.receiverAddress,
+        });
+    if (rewritten === undefined) return;
+    response.setBody(rewritten);
+    if (response.status >= 200) media.rememberAnswer(answerKey(response), rewritten);
+  }
+
+  /** The SDP answer an ACK carries (to a 2xx's offer) goes through the dialog's relay. */
+  async #relayAckAnswer(
+    request: SipRequest,
+    dialog: DialogMedia,
+    flow: FlowInfo,
+    hop: SendTarget,
+  ): Promise<void> {
+    const media = this.o.media;
+    const sdp = sdpOf(request);
+    if (media === undefined || sdp === undefined || request.to.tag === undefined) return;
+    const relay = await media.relayAt(dialog.ng);
+    if (relay === undefined) return;
+    const [, receiver] = sides(dialog.profiles, sdp, flow);
+    const fromFleet = this.o.fleet.isMemberAddress(flow.remote.address);
+    const rewritten = await media.answer(relay, {
+      callId: request.callId,
+      fromTag: request.to.tag,
+      toTag: request.from.tag ?? "",
+      sdp,
+      receiver,
+      receivedFrom: fromFleet ? undefined : flow.remote.address,
+    });
+    void hop;
+    if (rewritten !== undefined) request.setBody(rewritten);
+  }
+
   /**
    * RFC 5658 double Record-Route: our URI on the side of the incoming flow (with its token)
    * and on the side of the next hop, so that in-dialog requests from either end reach us on
    * the right transport and go down the right flow.
    */
-  #recordRoute(request: SipRequest, inbound: FlowInfo, hop: SendTarget): void {
+  #recordRoute(
+    request: SipRequest,
+    inbound: FlowInfo,
+    hop: SendTarget,
+    relayed: RelayedBranch | undefined,
+  ): void {
     const self = this.o.self;
     const flowId = contactNeedsFlow(request.contacts[0], inbound) ? inbound.id : undefined;
-    const inSide = self.routeUri(inbound.protocol, inbound.remote.address, flowId);
-    const outSide = self.routeUri(hop.protocol, hop.address, hop.flowId);
+    // A relayed dialog's in-dialog requests find its relay in our Record-Route.
+    const params =
+      relayed === undefined
+        ? ""
+        : `;${RELAY_PARAM}=${relayed.relay.ng};${PROFILES_PARAM}=${letter(relayed.sender)}${letter(relayed.receiver)}`;
+    const withParams = (uri: string | undefined) =>
+      uri === undefined ? undefined : uri.replace(/;lr>$/, `;lr${params}>`);
+    const inSide = withParams(self.routeUri(inbound.protocol, inbound.remote.address, flowId));
+    const outSide = withParams(self.routeUri(hop.protocol, hop.address, hop.flowId));
     if (inSide !== undefined) request.prependHeader("Record-Route", inSide);
     // One entry serves both sides when they are the same URI (no transport change, no token).
     if (outSide !== undefined && outSide !== inSide) request.prependHeader("Record-Route", outSide);
@@ -461,21 +710,26 @@ export class ProxyCore {
   #popOurRoutes(
     request: SipRequest,
     arrivedOn: string,
-  ): { popped: boolean; tokenFlow: string | undefined } {
+  ): { popped: boolean; tokenFlow: string | undefined; media: DialogMedia | undefined } {
     let popped = false;
     let tokenFlow: string | undefined;
+    let media: DialogMedia | undefined;
     for (;;) {
       const top = request.routes[0];
       if (top === undefined || !this.o.self.isUs(top.uri)) break;
       request.removeFirstValue("route");
       popped = true;
+      const ng = (top.uri as SipUri).params.get(RELAY_PARAM);
+      if (ng !== undefined && ng !== null && ng !== "") {
+        media = { ng, profiles: (top.uri as SipUri).params.get(PROFILES_PARAM) ?? "pp" };
+      }
       const user = (top.uri as SipUri).user;
       const flow = user === undefined ? undefined : this.o.self.tokens.decode(user);
       // RFC 5626 §5.3: a token naming the flow the request came on is the sender's own (it
       // is calling out along its route set); the request goes the other way.
       if (flow !== undefined && flow !== arrivedOn) tokenFlow = flow;
     }
-    return { popped, tokenFlow };
+    return { popped, tokenFlow, media };
   }
 
   // ---- policies -------------------------------------------------------------------------------
@@ -580,6 +834,61 @@ function detach(s: string): string {
 
 function isInitialInvite(request: SipRequest): boolean {
   return request.method === "INVITE" && request.to.tag === undefined;
+}
+
+/** An `application/sdp` body as text; undefined without one (or with a broken Content-Type). */
+function sdpOf(message: SipRequest | SipResponse): string | undefined {
+  if (message.body.length === 0) return undefined;
+  let type;
+  try {
+    type = message.contentType;
+  } catch {
+    return undefined;
+  }
+  if (type === undefined || type.type !== "application" || type.subtype !== "sdp") return undefined;
+  return message.body.toString("utf8");
+}
+
+/** What a 2xx's retransmissions share: the rewritten SDP is kept under it. */
+function answerKey(response: SipResponse): string {
+  return `${response.callId}|${response.cseq.seq}|${response.to.tag ?? ""}`;
+}
+
+/** A side that sent no SDP: a browser when it came over WebSocket. */
+function flowProfile(flow: FlowInfo): MediaProfile {
+  return flow.protocol === "ws" || flow.protocol === "wss" ? "webrtc" : "plain";
+}
+
+function letter(profile: MediaProfile): string {
+  return profile === "webrtc" ? "w" : "p";
+}
+
+/**
+ * The sender's and the receiver's profile of an in-dialog SDP, from the dialog's pair (`wp`):
+ * the sender is the one its SDP (or its flow) says, the receiver the other.
+ */
+function sides(
+  profiles: string,
+  sdp: string | undefined,
+  flow: FlowInfo,
+): [MediaProfile, MediaProfile] {
+  const a: MediaProfile = profiles[0] === "w" ? "webrtc" : "plain";
+  const b: MediaProfile = profiles[1] === "w" ? "webrtc" : "plain";
+  if (a === b) return [a, b];
+  const sender = (sdp === undefined ? undefined : sdpProfile(sdp)) ?? flowProfile(flow);
+  return sender === a ? [a, b] : [b, a];
+}
+
+/** The IP literal a Contact names, if it names one. */
+function hostOf(contact: string): string | undefined {
+  try {
+    const uri = parseUri(contact);
+    if (!(uri instanceof SipUri)) return undefined;
+    const host = uri.hostname.replace(/^\[|\]$/g, "");
+    return isIP(host) === 0 ? undefined : host;
+  } catch {
+    return undefined;
+  }
 }
 
 function stripBrackets(value: string): string {

@@ -20,6 +20,9 @@ export interface TestRelayOptions {
   readonly interfaces?: readonly string[];
   readonly maxSessions?: number;
   readonly rtpTimeoutS?: number;
+  /** rtpengine's log level (7: debug) and where its lines go. */
+  readonly logLevel?: number;
+  readonly onLog?: (line: string) => void;
 }
 
 /** A started rtpengine on loopback with its own ng port and RTP range; stop() reaps it. */
@@ -35,6 +38,8 @@ export async function startRtpengine(options: TestRelayOptions = {}): Promise<Rt
     portMax: portMin + RTP_BLOCK - 1,
     ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
     ...(options.rtpTimeoutS === undefined ? {} : { rtpTimeoutS: options.rtpTimeoutS }),
+    ...(options.logLevel === undefined ? {} : { logLevel: options.logLevel }),
+    ...(options.onLog === undefined ? {} : { onLog: options.onLog }),
   });
   await relay.start();
   return relay;

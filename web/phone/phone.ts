@@ -38,9 +38,11 @@ export interface PhoneView {
 
 /**
  * No STUN or TURN: host candidates only, and of those only loopback ones are signalled (see
- * loopbackOnly), so that the peer sends to a loopback address.
+ * loopbackOnly), so that the peer sends to a loopback address. Bundling is offered, not
+ * required ("balanced"): the media relay (rtpengine 10.5) answers each m-line on its own
+ * transport without a BUNDLE group, which "max-bundle" refuses.
  */
-const PC_CONFIG: RTCConfiguration = { iceServers: [], bundlePolicy: "max-bundle" };
+const PC_CONFIG: RTCConfiguration = { iceServers: [], bundlePolicy: "balanced" };
 
 export class Phone {
   #ua: UA | undefined;

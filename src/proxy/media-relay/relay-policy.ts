@@ -98,8 +98,9 @@ export function ngOptionsFor(
       ice: "force",
       transportProtocol: "UDP/TLS/RTP/SAVPF",
       rtcpMux: kind === "offer" ? ["offer"] : ["require"],
+      // DTLS roles as rtpengine picks them: active towards a browser's actpass offer (it
+      // starts the handshake as soon as ICE is up; forcing passive then resets it mid-way).
       sdes: ["off"],
-      ...(kind === "answer" ? { dtls: "passive" as const } : {}),
     };
   }
   return {

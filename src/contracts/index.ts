@@ -19,3 +19,10 @@ export {
   type SigningKey,
 } from "./report-signature.js";
 export { upInfoSchema, type UpInfo } from "./up-info.js";
+export {
+  MEDIA_KIND,
+  relayAlternateSchema,
+  relaySelectAnswerSchema,
+  type RelayAlternate,
+  type RelaySelectAnswer,
+} from "./relay-answer.js";

@@ -13,6 +13,7 @@ import { httpPushHandler, isReportPush } from "./http-push.js";
 import type { ProxyAdapter } from "./monitor-config.js";
 import type { ProxyTable, ProxyView } from "./proxy-table.js";
 import type { PushIntake } from "./push-intake.js";
+import type { Relays } from "./relays.js";
 import { TRANSPORTS, type Selector, type Transport } from "./selector.js";
 import { serveWebPages, type loadWebPages } from "./web-pages.js";
 
@@ -21,6 +22,8 @@ const TRANSPORT_QUERY = "?transport=";
 
 /** Seconds a client waits before asking again when no proxy is eligible. */
 export const NO_PROXY_RETRY_AFTER_S = 1;
+/** What `GET /v1/select?kind=` may ask for: a proxy (the default) or a media relay. */
+export const SELECT_KINDS = ["sip", "media"] as const;
 /** An event client that lets this much pile up unread is cut off. */
 const MAX_EVENT_BACKLOG_BYTES = 1024 * 1024;
 
@@ -43,6 +46,10 @@ export interface MonitorHttpOptions {
   readonly needsFreshening?: () => boolean;
   /** A select found no eligible proxy (counted in /metrics). */
   readonly onNoProxy: (transport: Transport) => void;
+  /** The media relays (`GET /v1/select?kind=media`, `GET /v1/relays`); none when absent. */
+  readonly relays?: Relays;
+  /** A media select found no eligible relay (counted in /metrics). */
+  readonly onNoRelay?: () => void;
   /** How each proxy's load is collected (its configured adapter); sipsteer when absent. */
   readonly adapterOf?: (id: string) => ProxyAdapter | undefined;
   /** Admin add (body as one entry of the config's `proxies`); throws RangeError on bad input. */
@@ -195,6 +202,14 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
 
   app.get("/v1/select", async (request: FastifyRequest, reply: FastifyReply) => {
     const query = request.query as Record<string, unknown>;
+    const kind = query.kind ?? "sip";
+    if (kind !== "sip") {
+      if (kind === "media") return selectRelay(reply);
+      return reply.code(400).send({
+        error: `kind ${typeof kind === "string" ? JSON.stringify(kind) : "given twice"}: must be one of ${SELECT_KINDS.join(", ")}`,
+        reason: "bad-kind",
+      });
+    }
     const asked = query.transport ?? "udp";
     if (typeof asked !== "string" || !isTransport(asked)) {
       return reply.code(400).send({
@@ -216,8 +231,26 @@ export function monitorHttpApi(options: MonitorHttpOptions): FastifyInstance {
     return answer;
   });
 
+  /** kind=media: a relay for one new call; `transport` is not read (a relay is not SIP). */
+  const selectRelay = (reply: FastifyReply) => {
+    const answer = options.relays?.select();
+    void reply.header("cache-control", "no-store");
+    if (answer === undefined) {
+      options.onNoRelay?.();
+      return reply
+        .code(503)
+        .header("retry-after", String(NO_PROXY_RETRY_AFTER_S))
+        .send({ error: "no eligible media relay", reason: "no-relay" });
+    }
+    return answer;
+  };
+
   app.get("/v1/proxies", async () => ({
     proxies: table.list().map(list),
+  }));
+
+  app.get("/v1/relays", async () => ({
+    relays: options.relays?.list() ?? [],
   }));
 
   // Held streams are never idle: end them before close(), or it waits for every client.

@@ -189,6 +189,63 @@ export function configuredProxyId(proxy: ConfiguredProxy): string {
   return typeof proxy === "string" ? proxy : proxy.id;
 }
 
+/** How the monitor learns a media relay's load (issue 8): rtpengine's ng `statistics`. */
+export const RELAY_ADAPTERS = ["rtpengine"] as const;
+export type RelayAdapter = (typeof RELAY_ADAPTERS)[number];
+
+/** A relay's ng control address, split: an IP literal (IPv6 without brackets) and a UDP port. */
+export interface NgEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * The ng endpoint a relay's `ng` names (`127.0.0.1:2223`, `[::1]:2223`), or why it names none.
+ * Nothing is resolved: rtpengine's ng socket is reached at an IP literal.
+ */
+export function ngEndpointOf(
+  ng: string,
+): { ok: true; endpoint: NgEndpoint } | { ok: false; message: string } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(ng);
+  const address = match?.[1] ?? match?.[2];
+  const family = address === undefined ? 0 : isIP(address);
+  if (match === null || family === 0 || (match[1] !== undefined && family !== 6)) {
+    return {
+      ok: false,
+      message: "an IP literal and a port, such as 127.0.0.1:2223 or [::1]:2223",
+    };
+  }
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return { ok: false, message: `port ${match[3]}: not 1–65535` };
+  return { ok: true, endpoint: { address: address!, port } };
+}
+
+/**
+ * A media relay (issue 8), kept apart from the proxies: it is never a SIP destination, only
+ * the answer of `GET /v1/select?kind=media`. The `rtpengine` adapter polls its ng `statistics`
+ * and `ping`.
+ */
+const relaySchema = z.object({
+  id: proxyIdSchema,
+  adapter: z
+    .literal("rtpengine", { error: `one of ${RELAY_ADAPTERS.join(", ")}` })
+    .default("rtpengine"),
+  /** rtpengine's ng control socket, `host:port` with an IP literal (`[::1]:2223` for IPv6). */
+  ng: z
+    .string({ error: "required: the relay's ng address, such as 127.0.0.1:2223" })
+    .superRefine((ng, ctx) => {
+      const parsed = ngEndpointOf(ng);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: parsed.message });
+    }),
+  /** Sessions it holds at full load (0: no limit; the workload then reads its ports in use). */
+  capacity: z.object({ sessions: z.number().int().nonnegative().default(0) }).prefault({}),
+  pollIntervalMs: collectionTimings.pollIntervalMs,
+  pollTimeoutMs: collectionTimings.pollTimeoutMs,
+});
+
+export type RelayConfig = z.infer<typeof relaySchema>;
+export type RelayConfigInput = z.input<typeof relaySchema>;
+
 const endpointSchema = z.object({
   address: z.string().min(1),
   /** 0: a free port chosen at start. */
@@ -227,7 +284,7 @@ const signingKeySchema = z.object({
   secret: z.string().min(16),
 });
 
-export const monitorConfigSchema = z.object({
+const monitorConfigFields = z.object({
   http: endpointSchema.default({ address: "127.0.0.1", port: DEFAULT_HTTP_PORT }),
   /** Serve the dashboard (/dashboard/) and the browser phone (/phone/) on the HTTP side. */
   web: z.boolean().default(true),
@@ -281,6 +338,23 @@ export const monitorConfigSchema = z.object({
         seen.add(id);
       });
     }),
+  /**
+   * Media relays (issue 8) answered to `GET /v1/select?kind=media`, never to a SIP client:
+   * `{ id, adapter: rtpengine, ng: "host:port", capacity: { sessions }, pollIntervalMs,
+   * pollTimeoutMs }`. Their ng hosts must be inside `allowedDestinations`.
+   */
+  relays: z
+    .array(relaySchema)
+    .default([])
+    .superRefine((relays, ctx) => {
+      const seen = new Set<string>();
+      relays.forEach((relay, i) => {
+        if (seen.has(relay.id)) {
+          ctx.addIssue({ code: "custom", path: [i, "id"], message: `duplicate ${relay.id}` });
+        }
+        seen.add(relay.id);
+      });
+    }),
   /** On-query: the longest a select waits for stale reports to be refreshed. */
   onQueryWaitMs: z.number().int().min(0).max(10_000).default(DEFAULT_ON_QUERY_WAIT_MS),
   /** Stream mode's reconnect backoff: first wait, doubling up to the maximum. */
@@ -301,6 +375,21 @@ export const monitorConfigSchema = z.object({
     .max(1024 * 1024)
     .default(DEFAULT_REPORT_BODY_LIMIT_BYTES),
   maxEventStreams: z.number().int().positive().default(DEFAULT_MAX_EVENT_STREAMS),
+});
+
+export const monitorConfigSchema = monitorConfigFields.superRefine((config, ctx) => {
+  // A relay is contacted from start-up on and by nothing else: one outside the list is a
+  // mistake in the config (unlike a proxy, which may push or be allowed later).
+  config.relays.forEach((relay, i) => {
+    const parsed = ngEndpointOf(relay.ng);
+    if (parsed.ok && !hostAllowed(parsed.endpoint.address, config.allowedDestinations)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["relays", i, "ng"],
+        message: `${parsed.endpoint.address} is outside allowedDestinations`,
+      });
+    }
+  });
 });
 
 export type MonitorConfig = z.infer<typeof monitorConfigSchema>;

@@ -33,6 +33,7 @@ import { DnsFront, type DnsListener } from "./dns-front.js";
 import type { LoadReport } from "../contracts/index.js";
 import { Collectors, type CollectorCounters } from "./collectors/index.js";
 import { compileWorkload } from "./workload.js";
+import { Relays } from "./relays.js";
 
 export interface MonitorDeps {
   readonly clock?: Clock;
@@ -67,6 +68,8 @@ export class Monitor {
   readonly #countChanges: Counter<"kind">;
   readonly #countNoProxy: Counter<"transport">;
   readonly #collectors: Collectors;
+  readonly #relays: Relays;
+  readonly #countNoRelay: Counter;
   /** The adapter of each proxy configured or added with one (push-only ids have none). */
   readonly #adapters = new Map<string, ProxyAdapter>();
   #http: FastifyInstance | undefined;
@@ -109,6 +112,16 @@ export class Monitor {
       table: this.#table,
       config: c.select,
       random: deps.random,
+    });
+    this.#relays = new Relays({
+      relays: c.relays,
+      table: c.table,
+      select: c.select,
+      allowedDestinations: c.allowedDestinations,
+      clock: this.#clock,
+      ...(deps.wallNow === undefined ? {} : { wallNow: deps.wallNow }),
+      ...(deps.random === undefined ? {} : { random: deps.random }),
+      log: this.#log,
     });
     this.#metrics = new Registry();
     const registers = [this.#metrics];
@@ -193,6 +206,50 @@ export class Monitor {
       registers,
       collect() {
         this.set(table.size);
+      },
+    });
+    const relays = this.#relays;
+    this.#countNoRelay = new Counter({
+      name: "sipsteer_monitor_relay_selects_unanswered_total",
+      help: "Media selects (kind=media) with no eligible relay (HTTP 503)",
+      registers,
+    });
+    new Counter({
+      name: "sipsteer_monitor_relay_selects_total",
+      help: "Calls sent to each media relay",
+      labelNames: ["relay"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [relay, n] of relays.selector.chosenCounts()) this.inc({ relay }, n);
+      },
+    });
+    new Gauge({
+      name: "sipsteer_monitor_relays_known",
+      help: "Media relays configured",
+      registers,
+      collect() {
+        this.set(relays.size);
+      },
+    });
+    new Gauge({
+      name: "sipsteer_monitor_relays_eligible",
+      help: "Media relays a new call may be sent to now",
+      registers,
+      collect() {
+        this.set(relays.table.eligible().length);
+      },
+    });
+    new Gauge({
+      name: "sipsteer_monitor_relay_sessions",
+      help: "Sessions each media relay reported at its newest poll",
+      labelNames: ["relay"],
+      registers,
+      collect() {
+        this.reset();
+        for (const relay of relays.list()) {
+          if (relay.sessions !== null) this.set({ relay: relay.id }, relay.sessions);
+        }
       },
     });
     this.#intake = new PushIntake({
@@ -287,6 +344,11 @@ export class Monitor {
     return this.#selector;
   }
 
+  /** The media relays (issue 8): their own table and selector, apart from the proxies'. */
+  get relays(): Relays {
+    return this.#relays;
+  }
+
   /** The HTTP API's base URL (after start). */
   get httpUrl(): string {
     if (this.#httpUrl === undefined) throw new Error("monitor not started");
@@ -366,6 +428,8 @@ export class Monitor {
         freshen: (transport: Transport) => this.freshen(transport),
         needsFreshening: () => this.#collectors.needsFreshening(),
         onNoProxy: (transport: Transport) => this.#countNoProxy.inc({ transport }),
+        relays: this.#relays,
+        onNoRelay: () => this.#countNoRelay.inc(),
         adapterOf: (id: string) => this.#adapters.get(id),
         addProxy: (input: unknown) => this.addProxy(input),
         removeProxy: (id: string) => this.removeProxy(id),
@@ -411,12 +475,14 @@ export class Monitor {
         await this.#dns.start();
       }
       await this.#collectors.start();
+      await this.#relays.start();
       this.#log.info(
         {
           http: this.#httpUrl,
           udpPush: this.#udp?.address,
           sip: this.#sip?.listeners,
           dns: this.#dns?.listeners,
+          relays: this.#relays.size,
         },
         "monitor started",
       );
@@ -431,6 +497,7 @@ export class Monitor {
     const wasStarted = this.#state === "started";
     this.#state = "stopping";
     await this.#collectors.stop();
+    await this.#relays.stop();
     await this.#dns?.stop();
     await this.#sip?.stop();
     await this.#udp?.stop();

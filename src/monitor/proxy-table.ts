@@ -225,6 +225,11 @@ export interface ProxyTableOptions {
   /** The workload formula (workload.ts); DESIGN.md's default when absent. */
   readonly workload?: WorkloadFunction;
   readonly log?: Logger;
+  /**
+   * What the table holds, for its logs: proxies (default), or the media relays the monitor
+   * keeps in a table of their own (issue 8).
+   */
+  readonly holds?: "proxy" | "relay";
 }
 
 /** The table's own record; fields are mutated only here. */
@@ -283,6 +288,7 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
   readonly #wallNow: () => number;
   readonly #workload: WorkloadFunction;
   readonly #log: Logger;
+  readonly #noun: "proxy" | "relay";
   readonly #timers: TimerQueue;
   readonly #records = new Map<string, ProxyRecord>();
   #accepted = 0;
@@ -298,7 +304,8 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     this.#clock = options.clock;
     this.#wallNow = options.wallNow ?? Date.now;
     this.#workload = options.workload ?? defaultWorkload;
-    this.#log = (options.log ?? silentLogger).child({ component: "proxy-table" });
+    this.#noun = options.holds ?? "proxy";
+    this.#log = (options.log ?? silentLogger).child({ component: `${this.#noun}-table` });
     this.#timers = new TimerQueue(options.clock);
     for (const id of this.config.proxies) this.#records.set(id, new ProxyRecord(id, "config"));
   }
@@ -507,7 +514,7 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     record.staleTimer?.cancel();
     this.#records.delete(id);
     this.#count("removed");
-    this.#log.info({ proxy: id, change: "removed" }, "proxy removed");
+    this.#log.info({ proxy: id, change: "removed" }, `${this.#noun} removed`);
     this.emit("state", { kind: "removed", proxy: id, eligible: false, at: this.#wallNow() });
     return true;
   }
@@ -654,7 +661,7 @@ export class ProxyTable extends EventEmitter<ProxyTableEvents> {
     const at = this.#wallNow();
     for (const kind of changes) {
       this.#count(kind);
-      this.#log.info({ proxy: record.id, change: kind, eligible, reason }, `proxy ${kind}`);
+      this.#log.info({ proxy: record.id, change: kind, eligible, reason }, `${this.#noun} ${kind}`);
       const event: ProxyStateEvent = { kind, proxy: record.id, eligible, at };
       this.emit("state", reason === undefined ? event : { ...event, reason });
     }

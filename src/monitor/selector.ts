@@ -64,12 +64,30 @@ export interface RankedProxy extends Alternate {
   readonly spare: number;
 }
 
-export interface SelectorOptions {
+/**
+ * Where a client is sent on one eligible entry of the table for what it asked (`key`), or
+ * undefined when that entry serves no such thing.
+ */
+export type EndpointOf<K extends string> = (entry: ReportingProxy, key: K) => string | undefined;
+
+/** A proxy's URI for a transport, from its newest report (the default {@link EndpointOf}). */
+export const reportedUri: EndpointOf<Transport> = (proxy, transport) =>
+  proxy.report.uris[transport];
+
+export type SelectorOptions<K extends string = Transport> = {
   readonly table: ProxyTable;
   readonly config?: SelectorConfigInput;
   /** Uniform in [0, 1); Math.random by default. Injected so that tests are deterministic. */
   readonly random?: () => number;
-}
+} & (K extends Transport
+  ? { readonly endpoint?: EndpointOf<K> }
+  : {
+      /**
+       * What answers carry as `uri` for each entry (a relay's ng address): required unless
+       * the keys are transports, whose URIs come from the reports.
+       */
+      readonly endpoint: EndpointOf<K>;
+    });
 
 /**
  * TTL rule: the more spare capacity the chosen proxy has, the longer an answer may be kept —
@@ -96,12 +114,16 @@ interface Scored {
  * alternates. Each answer is recorded as a send, so that the correction of `least-loaded`,
  * `p2c` and `weighted-random` counts the clients not yet in the proxies' reports; per-proxy
  * counters say how often each was chosen.
+ *
+ * The same selector serves any table of reporting entries: over the media relays' table it is
+ * keyed by `"media"`, and its `uri` is a relay's ng address (issue 8).
  */
-export class Selector {
+export class Selector<K extends string = Transport> {
   readonly config: Readonly<SelectorConfig>;
   readonly #table: ProxyTable;
   readonly #policy: Policy;
   readonly #random: () => number;
+  readonly #endpoint: EndpointOf<K>;
   readonly #ledger = new SendLedger();
   readonly #chosen = new Map<string, number>();
   #disposed = false;
@@ -111,11 +133,13 @@ export class Selector {
     if (event.kind === "removed") this.#ledger.forget(event.proxy);
   };
 
-  constructor(options: SelectorOptions) {
+  constructor(options: SelectorOptions<K>) {
     this.config = parseSelectorConfig(options.config);
     this.#table = options.table;
     this.#policy = policyFor(this.config.policy);
     this.#random = options.random ?? Math.random;
+    // Without an endpoint K is a transport (SelectorOptions says so).
+    this.#endpoint = (options.endpoint ?? reportedUri) as EndpointOf<K>;
     this.#table.on("state", this.#onState);
   }
 
@@ -128,7 +152,7 @@ export class Selector {
    * eligible proxy has a URI for it (the fronts answer 503 + Retry-After, SIP 503, SERVFAIL).
    * Records the send.
    */
-  select(transport: Transport): SelectAnswer | undefined {
+  select(transport: K): SelectAnswer | undefined {
     const scored = this.#score(transport);
     if (scored.length === 0) return undefined;
     const chosenIndex = this.#policy.choose(
@@ -167,7 +191,7 @@ export class Selector {
    * Every eligible proxy with a URI for `transport`, least loaded first by the policy's
    * workload, without recording a send (for listings and for DNS priorities and weights).
    */
-  ranked(transport: Transport): RankedProxy[] {
+  ranked(transport: K): RankedProxy[] {
     const now = this.#table.now();
     return this.#sorted(this.#score(transport)).map((s) => {
       const workload = this.#policy.effective(s.candidate);
@@ -199,11 +223,12 @@ export class Selector {
     this.#ledger.clear();
   }
 
-  #score(transport: Transport): Scored[] {
+  #score(transport: K): Scored[] {
     const out: Scored[] = [];
     const { clientIncrement: fallback, sendAllowanceMs } = this.config;
+    const endpoint = this.#endpoint;
     for (const proxy of this.#table.eligible()) {
-      const uri = proxy.report.uris[transport];
+      const uri = endpoint(proxy, transport);
       if (uri === undefined) continue;
       const calls = proxy.report.capacity.calls;
       out.push({

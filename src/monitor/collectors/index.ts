@@ -26,3 +26,11 @@ export {
   type OptionsProbeTarget,
   type OptionsProberOptions,
 } from "./options-prober.js";
+export {
+  PORTS_PER_SESSION,
+  RtpengineCollector,
+  relaySize,
+  relayWorkload,
+  type RtpengineCollectorOptions,
+  type RtpengineCounters,
+} from "./rtpengine-collector.js";

@@ -71,7 +71,10 @@ describe("a browser and baresip through the media relay", () => {
       return;
     relay = await startRtpengine({
       logLevel: 7,
-      onLog: (line) => process.env.RELAY_LOG && console.log("RTPENGINE", line),
+      // RELAY_LOG=1 shows rtpengine's debug log (ICE, DTLS) when a call fails to carry media.
+      onLog: (line) => {
+        if (process.env.RELAY_LOG !== undefined) process.stderr.write(`rtpengine: ${line}\n`);
+      },
     });
     const ng = `127.0.0.1:${relay.options.ngPort}`;
     fleet = await startFleet({
@@ -180,8 +183,10 @@ describe("a browser and baresip through the media relay", () => {
       } catch (e) {
         const cause = await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.cause());
         const sdp = await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.sdp());
-        console.log("STATE", await state(), cause, JSON.stringify(sdp), phone.output);
-        throw e;
+        throw new Error(
+          `not connected (${await state()}: ${cause}); remote SDP:\n${sdp.remote}\nbaresip:\n${phone.output}`,
+          { cause: e },
+        );
       }
       await inboundGrows("audio");
       await assertLoopbackSdp();

@@ -3,7 +3,7 @@
 // location store, and call each other with the fake camera and microphone (WebRTC, ICE kept
 // to loopback). Proof of media is RTCPeerConnection.getStats(): inbound audio and video bytes
 // growing on both sides. A call between the browser and a plain-RTP phone is refused with 488
-// until the media relay exists.
+// when no media relay is configured (with one: browser-relay.test.ts).
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { networkInterfaces } from "node:os";
@@ -185,8 +185,8 @@ describe("browser phone", () => {
     assert.deepEqual(pageErrors, []);
   });
 
-  // Until the media relay (issue 8): a browser's offer (UDP/TLS/RTP/SAVPF) to a phone that
-  // speaks RTP/AVP, and the phone's offer to the browser, are refused at the proxy with 488.
+  // Without a media relay: a browser's offer (UDP/TLS/RTP/SAVPF) to a phone that speaks
+  // RTP/AVP, and the phone's offer to the browser, are refused at the proxy with 488.
   test("a browser and a plain-RTP phone: 488 both ways, nothing forked, no call counted", async (t) => {
     if (!requireChromium(t)) return;
     const carol = new UserAgent({

@@ -13,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { encodeWav, readWavFile, scanForTone, ToneSource } from "../../src/media/index.js";
 import { Baresip } from "../helpers/baresip.js";
+import { reap, runCli, within, type CliRun } from "../helpers/cli.js";
 import { launchChromium, requireChromium } from "../helpers/browser.js";
 import { eventually } from "../helpers/eventually.js";
 import { requireRtpengine, startRtpengine } from "../helpers/rtpengine.js";
@@ -199,6 +200,127 @@ describe("a browser and baresip through the media relay", () => {
       await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.hangup());
       await phone.stop();
     }
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("baresip calls the browser: audio both ways through rtpengine", async (t) => {
+    if (page === undefined) return t.skip("a tool is missing");
+    const phone = await baresip();
+    try {
+      await phone.command("dial", `sip:alice@${ZONE}`);
+      await until("incoming");
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.answer());
+      await until("connected");
+      await phone.waitFor(/Call established/, 15_000);
+      await inboundGrows("audio");
+      await assertLoopbackSdp();
+      await new Promise((r) => setTimeout(r, 1500));
+      await phone.command("hangup");
+      await until("ended");
+      await heardBrowserTone(phone);
+    } finally {
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.hangup());
+      await phone.stop();
+    }
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("a video call between the browser and baresip carries VP8 both ways", async (t) => {
+    if (page === undefined) return t.skip("a tool is missing");
+    const phone = await baresip(true);
+    try {
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.call("bob"));
+      await until("connected");
+      // baresip decodes the browser's VP8; the browser's inbound video grows.
+      await phone.waitFor(/video: receiving with resolution/, 15_000);
+      await inboundGrows("video");
+      await inboundGrows("audio");
+      const sdp = await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.sdp());
+      assert.match(sdp.remote, /^m=video [1-9]\d* UDP\/TLS\/RTP\/SAVPF/m, "video accepted");
+      assert.match(sdp.remote, /a=rtpmap:\d+ VP8\/90000/);
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.hangup());
+      await until("ended");
+    } finally {
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.hangup());
+      await phone.stop();
+    }
+    await eventually(
+      () => (fleet!.proxies.every((p) => p.report().media === 0) ? true : undefined),
+      5000,
+      "no relayed streams left",
+    );
+    assert.deepEqual(pageErrors, []);
+  });
+
+  /** `sipsteer call|answer` as carol, 800 Hz expected in its recording. */
+  function softphone(args: string[], record: string): CliRun {
+    return runCli([
+      ...args,
+      "--monitor",
+      fleet!.http,
+      "--user",
+      "carol",
+      "--password",
+      PASSWORDS.carol,
+      "--play",
+      "tone:1000",
+      "--record",
+      record,
+      "--json",
+      "--allow",
+      "127.0.0.0/8",
+    ]);
+  }
+
+  async function softphoneHeardBrowser(record: string): Promise<void> {
+    const scan = scanForTone(await readWavFile(record), { frequency: BROWSER_TONE_HZ });
+    assert.ok(
+      scan.toneBlocks >= 40,
+      `the softphone heard ${BROWSER_TONE_HZ} Hz in ${scan.toneBlocks} blocks`,
+    );
+  }
+
+  test("the CLI softphone and the browser call each other through rtpengine", async (t) => {
+    if (page === undefined) return t.skip("a tool is missing");
+    // sipsteer call → the browser.
+    const calling = join(work, "carol-calls.wav");
+    const caller = softphone(["call", "alice", "--duration", "3"], calling);
+    try {
+      await until("incoming");
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.answer());
+      await until("connected");
+      await inboundGrows("audio");
+      const exit = await within(caller.exit, 30_000);
+      assert.equal(exit?.code, 0, `sipsteer call:\n${caller.stdout}\n${caller.stderr}`);
+      await until("ended");
+      await softphoneHeardBrowser(calling);
+    } finally {
+      if (caller.child.exitCode === null) caller.child.kill("SIGTERM");
+      await within(caller.exit, 10_000);
+      reap(caller);
+    }
+
+    // The browser → sipsteer answer.
+    const answering = join(work, "carol-answers.wav");
+    const answerer = softphone(["answer"], answering);
+    try {
+      await eventually(
+        () => (answerer.stdout.includes('"event":"registered"') ? true : undefined),
+        15_000,
+        `carol registered:\n${answerer.stderr}`,
+      );
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.call("carol"));
+      await until("connected");
+      await inboundGrows("audio");
+      await new Promise((r) => setTimeout(r, 1500));
+      await page.evaluate(() => (globalThis as PhoneWindow).sipsteerPhone.hangup());
+      await until("ended");
+    } finally {
+      if (answerer.child.exitCode === null) answerer.child.kill("SIGTERM");
+      await within(answerer.exit, 10_000);
+      reap(answerer);
+    }
+    await softphoneHeardBrowser(answering);
     assert.deepEqual(pageErrors, []);
   });
 });

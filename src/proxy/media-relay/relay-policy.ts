@@ -86,7 +86,9 @@ export function ngOptionsFor(
 ): NgSideOptions {
   // Without trust-address rtpengine takes the sender's address from received-from (or from
   // the ng packet's source, the proxy); either way it latches onto where RTP really comes from.
-  const flags = receivedFrom === undefined ? ["trust-address"] : [];
+  // port-latching: a re-offer keeps the relay's ports even when the sender's changed (the same
+  // media session for the call's life, whatever re-INVITEs and UPDATEs bring).
+  const flags = receivedFrom === undefined ? ["trust-address", "port-latching"] : ["port-latching"];
   const common = {
     replace: ["origin", "session-connection"] as const,
     ...(receivedFrom === undefined ? {} : { receivedFrom }),

@@ -10,6 +10,7 @@ import {
   type PhoneOptions,
 } from "./phone-command.js";
 import { runProxyCommand } from "./proxy-command.js";
+import { runRelaysCommand } from "./relays-command.js";
 import { formatBuildStatus } from "./status.js";
 import { stopWhenUpGoes } from "./up/parent-watch.js";
 import { runUpCommand, type UpCommandOptions } from "./up/up-command.js";
@@ -23,6 +24,10 @@ import {
   DEFAULT_PROXY_SIP_PORT,
   DEFAULT_PROXY_TLS_PORT,
   DEFAULT_PROXY_WS_PORT,
+  DEFAULT_RELAY_BINARY,
+  DEFAULT_RELAY_NG_PORT,
+  DEFAULT_RELAY_RTP_PORT_BASE,
+  DEFAULT_RELAY_RTP_PORTS_EACH,
 } from "./up/up-config.js";
 
 stopWhenUpGoes();
@@ -77,6 +82,23 @@ program
     }
   });
 
+// The media relays of `up` (rtpengine), under one keeper process: not a command of its own
+// for users, hence hidden.
+program
+  .command("relays", { hidden: true })
+  .description("run the rtpengine media relays a file lists (started by sipsteer up)")
+  .requiredOption("-c, --config <file>", "relays configuration (YAML or JSON)")
+  .option("--json", "print one JSON line with the relays once each answers a ping")
+  .option("--log-level <level>", "pino log level (logs go to stderr)", "info")
+  .action(async (options: { config: string; json?: boolean; logLevel?: string }) => {
+    try {
+      await runRelaysCommand(options);
+    } catch (e) {
+      console.error(`sipsteer relays: ${(e as Error).message}`);
+      process.exit(2);
+    }
+  });
+
 // No defaults here: an option given overrides the config file, one left out does not.
 program
   .command("up")
@@ -114,11 +136,26 @@ program
     `proxies' SIP over WebSocket (default ${DEFAULT_PROXY_WS_PORT})`,
   )
   .option("--proxy-http-port <port>", `proxies' HTTP API (default ${DEFAULT_PROXY_HTTP_PORT})`)
+  .option("--no-relays", "start no media relays (default: one rtpengine per proxy)")
+  .option(
+    "--relay-ng-port <port>",
+    `relays' ng control, UDP on each proxy's address (default ${DEFAULT_RELAY_NG_PORT})`,
+  )
+  .option(
+    "--relay-rtp-port-base <port>",
+    `relay n's RTP ports start at this plus ${DEFAULT_RELAY_RTP_PORTS_EACH}·(n-1) (default ${DEFAULT_RELAY_RTP_PORT_BASE})`,
+  )
+  .option("--rtpengine <path>", `the rtpengine binary (default ${DEFAULT_RELAY_BINARY} on PATH)`)
   .option("--json", "print one JSON line (DESIGN.md) once every proxy is eligible")
   .option("--log-level <level>", "log level of every process (logs go to DATA/logs) (default info)")
-  .action(async (options: UpCommandOptions) => {
-    process.exit(await runUpCommand(options));
-  });
+  .action(
+    async (options: Omit<UpCommandOptions, "relays"> & { relays?: boolean }, command: Command) => {
+      // --no-relays makes commander default `relays` to true; only a given option may override
+      // the config file.
+      const relays = command.getOptionValueSource("relays") === "cli" ? "false" : undefined;
+      process.exit(await runUpCommand({ ...options, relays }));
+    },
+  );
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 

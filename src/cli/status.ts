@@ -14,12 +14,18 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
     "client SDK and softphone",
     "built: sipsteer call / answer (discovery, register, G.711 audio, VP8 video)",
   ],
-  ["dashboard and browser phone", "not yet"],
-  ["media relay (rtpengine)", "not yet"],
+  [
+    "dashboard and browser phone",
+    "built: /dashboard/ and /phone/ on the monitor (tested in Chromium)",
+  ],
+  [
+    "media relay (rtpengine)",
+    "in progress: ng client and launcher; sipsteer up runs one per proxy; proxies do not engage it yet",
+  ],
   ["gateway", "not yet"],
   [
     "sipsteer up (monitor + 3 proxies)",
-    "built: npm start runs it; processes on loopback, demo users, --json",
+    "built: npm start runs it; processes on loopback, a relay per proxy, demo users, --json",
   ],
 ];
 

@@ -39,6 +39,19 @@ export const upInfoSchema = z.object({
       pid: z.number().int().positive(),
     }),
   ),
+  /**
+   * The media relays (rtpengine), one per proxy: `r<n>` beside `p<n>`, its ng control socket
+   * (UDP, `HOST:PORT`), the UDP port range it relays RTP in, its pid. Empty when up runs
+   * without relays (`relays: false`, or no rtpengine binary).
+   */
+  relays: z.array(
+    z.object({
+      id: z.string().min(1),
+      ng: z.string().min(1),
+      rtp: z.object({ min: z.number().int().positive(), max: z.number().int().positive() }),
+      pid: z.number().int().positive(),
+    }),
+  ),
   users: z.array(
     z.object({ user: z.string().min(1), password: z.string().min(1), aor: z.string().min(1) }),
   ),

@@ -3,7 +3,13 @@
 // data folder's users and default place.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { upInfoSchema } from "../../src/contracts/index.js";
 import { defaultDataDir, numberedUsers } from "../../src/cli/up/data-folder.js";
+import { findExecutable } from "../../src/cli/up/executable.js";
+import { formatSummary } from "../../src/cli/up/up-output.js";
 import {
   clashingPorts,
   planUp,
@@ -72,6 +78,13 @@ describe("sipsteer up - settings", () => {
       [{ file: { allowedDestinations: ["10.0.0.0/40"] } }, /^up\.allowedDestinations\.0: /],
       [{ file: { proxies: 100, proxy: { addressBase: "127.0.0.200" } } }, /^up\.proxies: /],
       [{ file: [1, 2] }, /expected a mapping/],
+      [{ options: { relayNgPort: "x" } }, /^--relay-ng-port: expected an integer, got x$/],
+      [
+        { file: { proxies: 6, relay: { rtpPortBase: 60_000 } } },
+        /^up\.relay\.rtpPortBase: relay 6's RTP ports would end at 65999: past 65535$/,
+      ],
+      [{ file: { relay: { rtpPortsEach: 2 } } }, /^up\.relay\.rtpPortsEach: /],
+      [{ file: { relays: "yes" } }, /^up\.relays: /],
     ];
     for (const [sources, message] of cases) {
       assert.throws(() => parseUpConfig(sources), { message }, JSON.stringify(sources));
@@ -85,6 +98,36 @@ describe("sipsteer up - settings", () => {
         "/etc/up",
       ),
       { data: "/etc/up/d", proxy: { tls: { certFile: "/etc/up/c.pem", keyFile: "/k.pem" } } },
+    );
+    // A relay binary with a slash is a path; without one, a command looked up on PATH.
+    assert.deepEqual(resolvePathsFrom({ relay: { binary: "bin/rtpengine" } }, "/etc/up"), {
+      relay: { binary: "/etc/up/bin/rtpengine" },
+    });
+    assert.deepEqual(resolvePathsFrom({ relay: { binary: "rtpengine" } }, "/etc/up"), {
+      relay: { binary: "rtpengine" },
+    });
+  });
+
+  test("relays: on by default; --no-relays (passed on as false) and relays: false turn them off", () => {
+    const on = parseUpConfig({});
+    assert.equal(on.relays, true);
+    assert.deepEqual(on.relay, {
+      binary: "rtpengine",
+      ngPort: 2223,
+      rtpPortBase: 30_000,
+      rtpPortsEach: 1000,
+      sessions: 0,
+    });
+    assert.equal(parseUpConfig({ options: { relays: "false" } }).relays, false);
+    assert.equal(parseUpConfig({ file: { relays: false } }).relays, false);
+    // The option wins over the file, as every other.
+    assert.equal(
+      parseUpConfig({ file: { relays: true }, options: { relays: "false" } }).relays,
+      false,
+    );
+    assert.equal(
+      parseUpConfig({ options: { rtpengine: "/opt/rtpengine" } }).relay.binary,
+      "/opt/rtpengine",
     );
   });
 });
@@ -103,6 +146,7 @@ describe("sipsteer up - plan", () => {
       "127.0.0.11:5060/tcp --proxy-sip-port",
       "127.0.0.11:8088/tcp --proxy-ws-port",
       "127.0.0.11:9060/tcp --proxy-http-port",
+      "127.0.0.11:2223/udp --relay-ng-port",
     ]);
     assert.equal(clashingPorts(plannedPorts(plan)), undefined);
     const clash = clashingPorts(
@@ -145,6 +189,130 @@ describe("sipsteer up - plan", () => {
     assert.deepEqual(
       chosen.proxies.map((p) => p.sipPort),
       [40_002, 40_002, 40_002],
+    );
+  });
+});
+
+describe("sipsteer up - relays", () => {
+  test("relay n beside proxy n: ng on its address, RTP on 127.0.0.1 in a range of its own", () => {
+    const plan = planUp(
+      parseUpConfig({ file: { relay: { rtpPortBase: 40_000, rtpPortsEach: 500, sessions: 20 } } }),
+    );
+    assert.deepEqual(
+      plan.relays.map((r) => [
+        r.id,
+        r.proxy,
+        `${r.ngAddress}:${r.ngPort}`,
+        r.rtpAddress,
+        r.rtpMin,
+        r.rtpMax,
+        r.sessions,
+      ]),
+      [
+        ["r1", "p1", "127.0.0.11:2223", "127.0.0.1", 40_000, 40_499, 20],
+        ["r2", "p2", "127.0.0.12:2223", "127.0.0.1", 40_500, 40_999, 20],
+        ["r3", "p3", "127.0.0.13:2223", "127.0.0.1", 41_000, 41_499, 20],
+      ],
+    );
+    assert.deepEqual(planUp(parseUpConfig({ file: { relays: false } })).relays, []);
+    // A relay's ng port on a proxy's SIP port is a clash, named.
+    const clash = clashingPorts(
+      plannedPorts(planUp(parseUpConfig({ options: { proxies: "1", relayNgPort: "5060" } }))),
+    );
+    assert.deepEqual(
+      clash?.map((p) => p.role),
+      ["p1 SIP", "r1 ng control"],
+    );
+  });
+
+  test("an ng port of 0 is chosen once for every relay, never the proxies' SIP port (UDP on the same addresses)", async () => {
+    const plan = planUp(
+      parseUpConfig({ options: { proxies: "2", proxySipPort: "0", relayNgPort: "0" } }),
+    );
+    const asked: string[][] = [];
+    // The chooser hands out the proxies' port again first: the relays must not take it.
+    const answers = [40_000, 40_000, 40_001];
+    const chosen = await withSharedPortsChosen(plan, async (addresses) => {
+      asked.push([...addresses]);
+      return answers.shift()!;
+    });
+    assert.deepEqual(asked.slice(-3), [
+      ["127.0.0.11", "127.0.0.12"],
+      ["127.0.0.11", "127.0.0.12"],
+      ["127.0.0.11", "127.0.0.12"],
+    ]);
+    assert.deepEqual(
+      chosen.proxies.map((p) => p.sipPort),
+      [40_000, 40_000],
+    );
+    assert.deepEqual(
+      chosen.relays.map((r) => r.ngPort),
+      [40_001, 40_001],
+    );
+  });
+
+  test("the rtpengine binary is found on PATH or at a path, and only when it is an executable file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sipsteer-exe-"));
+    try {
+      const exe = join(dir, "rtpengine");
+      writeFileSync(exe, "#!/bin/sh\n");
+      chmodSync(exe, 0o755);
+      const plain = join(dir, "plain");
+      writeFileSync(plain, "");
+      assert.equal(findExecutable("rtpengine", { PATH: `/nonexistent:${dir}` }), exe);
+      assert.equal(findExecutable(exe, { PATH: "" }), exe);
+      assert.equal(findExecutable("rtpengine", { PATH: "/nonexistent" }), undefined);
+      assert.equal(findExecutable("plain", { PATH: dir }), undefined, "not executable");
+      assert.equal(findExecutable(dir, { PATH: "" }), undefined, "a folder");
+      assert.equal(findExecutable("/nonexistent/rtpengine"), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the summary has a line per relay, or says why there is none", () => {
+    const info = upInfoSchema.parse({
+      domain: "sipsteer.test",
+      data: "/d",
+      adminToken: "0123456789abcdef",
+      pid: 1,
+      monitor: {
+        http: "http://127.0.0.1:8080",
+        zone: "sipsteer.test",
+        redirect: "sip:127.0.0.1:5060",
+        pid: 2,
+      },
+      proxies: [
+        {
+          id: "p1",
+          name: "p1.sipsteer.test",
+          sip: {
+            udp: "sip:127.0.0.11:5060",
+            tcp: "sip:127.0.0.11:5060;transport=tcp",
+            ws: "ws://127.0.0.11:8088",
+          },
+          http: "http://127.0.0.11:9060",
+          pid: 3,
+        },
+      ],
+      relays: [{ id: "r1", ng: "127.0.0.11:2223", rtp: { min: 30_000, max: 30_999 }, pid: 4 }],
+      users: [{ user: "alice", password: "pw", aor: "sip:alice@sipsteer.test" }],
+      files: { credentials: "/c", usersCsv: "/u", sippRegister: "/s", logs: "/l" },
+    });
+    assert.match(
+      formatSummary(info),
+      /\n {2}r1 {3}ng 127\.0\.0\.11:2223 +pid 4 +RTP 127\.0\.0\.1:30000–30999\n/,
+    );
+    const none = formatSummary(
+      { ...info, relays: [] },
+      {
+        noRelays:
+          "rtpengine not found (Debian package rtpengine-daemon: apt-get install rtpengine-daemon)",
+      },
+    );
+    assert.match(
+      none,
+      /Media relays .*\n {2}none: rtpengine not found \(Debian package rtpengine-daemon/,
     );
   });
 });

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import YAML from "yaml";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -14,57 +13,11 @@ import { Credentials, ha1 } from "../../src/sip/index.js";
 import { reap, runCli, within, type CliRun } from "../helpers/cli.js";
 import { freePort, startSipp } from "../helpers/sipp.js";
 import { requireTool } from "../helpers/tools.js";
+import { alive, freePortOn, portFree, until } from "../helpers/up.js";
 
 const PROXY_ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const READY_MS = 60_000;
 const STOP_MS = 20_000;
-
-/** Whether `address:port` can be bound (then released) now on `protocol`. */
-function portFree(address: string, port: number, protocol: "udp" | "tcp"): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (protocol === "udp") {
-      const socket = createSocket("udp4");
-      socket.once("error", () => {
-        socket.close();
-        resolve(false);
-      });
-      socket.bind(port, address, () => socket.close(() => resolve(true)));
-      return;
-    }
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, address, () => server.close(() => resolve(true)));
-  });
-}
-
-/** A port free for UDP and TCP on every one of `addresses` (checked, then released). */
-async function freePortOn(addresses: readonly string[]): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    const checks = await Promise.all(
-      addresses.flatMap((a) => [portFree(a, port, "udp"), portFree(a, port, "tcp")]),
-    );
-    if (checks.every(Boolean)) return port;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` every 50 ms until it holds; fails after `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Every socket the `--json` line names: [address, port, protocol]. */
 function socketsOf(info: UpInfo): [string, number, "udp" | "tcp"][] {
@@ -117,6 +70,8 @@ describe("sipsteer up (CLI)", () => {
         "logLevel: warn",
         "monitor: { httpPort: 0, dnsPort: 0, sipPort: 0 }",
         "proxy: { wsPort: 0, httpPort: 0, authAlgorithms: [MD5] }",
+        // The relays have their own tests (up-relays.test.ts).
+        "relays: false",
         "",
       ].join("\n"),
     );
@@ -144,6 +99,7 @@ describe("sipsteer up (CLI)", () => {
       assert.equal(info.domain, "sipsteer.test");
       assert.equal(info.data, data);
       assert.equal(info.pid, run.child.pid);
+      assert.deepEqual(info.relays, [], "relays: false in the file");
       assert.match(info.monitor.http, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.match(info.monitor.redirect, /^sip:127\.0\.0\.1:\d+$/);
       assert.equal(info.monitor.zone, "sipsteer.test");
@@ -298,6 +254,7 @@ describe("sipsteer up (CLI)", () => {
       "0",
       "--log-level",
       "warn",
+      "--no-relays",
     ]);
     try {
       await until(
@@ -313,6 +270,7 @@ describe("sipsteer up (CLI)", () => {
         );
       }
       assert.match(out, /… and 3 more in .*users\.csv/);
+      assert.match(out, /Media relays .*\n {2}none: turned off/);
       assert.ok(out.includes(first.adminToken), "the same admin token");
       assert.ok(out.includes(`sip:127.0.0.11:${sipPort} (UDP, TCP)`), out);
       assert.match(out, /HTTP API {7}http:\/\/127\.0\.0\.1:\d+/);
@@ -357,6 +315,7 @@ describe("sipsteer up (CLI)", () => {
       "0",
       "--proxy-http-port",
       "0",
+      "--no-relays",
       "--json",
     ]);
     let pids: number[] = [];

@@ -56,6 +56,8 @@ export interface DataFiles {
   readonly store: string;
   readonly logs: string;
   readonly monitorConfig: string;
+  /** The relay keeper's config (`sipsteer relays -c`). */
+  readonly relaysConfig: string;
   proxyConfig(id: string): string;
   log(role: string): string;
 }
@@ -71,6 +73,7 @@ export function dataFiles(dir: string): DataFiles {
     store: join(abs, "location.sqlite"),
     logs: join(abs, "logs"),
     monitorConfig: join(abs, "monitor.yaml"),
+    relaysConfig: join(abs, "relays.yaml"),
     proxyConfig: (id) => join(abs, `${id}.yaml`),
     log: (role) => join(abs, "logs", `${role}.log`),
   };

@@ -25,10 +25,34 @@ export interface ProxyPlan {
   readonly httpPort: number;
 }
 
+/**
+ * Relay n (rtpengine) beside proxy n: its ng control socket (UDP) on the proxy's address, so
+ * that every relay has the same ng port as every proxy has the same SIP port, and "r2 is p2's
+ * relay" reads off the address; its RTP on `rtpAddress` in a port range no other relay uses.
+ */
+export interface RelayPlan {
+  /** `r1`, `r2` … */
+  readonly id: string;
+  /** The proxy it serves first (`p1`). */
+  readonly proxy: string;
+  readonly ngAddress: string;
+  readonly ngPort: number;
+  readonly rtpAddress: string;
+  readonly rtpMin: number;
+  readonly rtpMax: number;
+  /** rtpengine's `--max-sessions` and the monitor's capacity; 0: no limit. */
+  readonly sessions: number;
+}
+
+/** Relays relay RTP on 127.0.0.1, where the demo's clients are. */
+export const RELAY_RTP_ADDRESS = "127.0.0.1";
+
 export interface UpPlan {
   readonly domain: string;
   readonly monitor: MonitorPlan;
   readonly proxies: readonly ProxyPlan[];
+  /** One per proxy; none with `relays: false` or without the rtpengine binary. */
+  readonly relays: readonly RelayPlan[];
 }
 
 /** One socket the plan will bind. Port 0: a free port chosen by the child at start. */
@@ -63,7 +87,25 @@ export function planUp(config: Readonly<UpConfig>): UpPlan {
       httpPort: config.proxy.httpPort,
     });
   }
-  return { domain: config.domain, monitor: { ...config.monitor }, proxies };
+  const r = config.relay;
+  const relays: RelayPlan[] = !config.relays
+    ? []
+    : proxies.map((p, i) => ({
+        id: `r${i + 1}`,
+        proxy: p.id,
+        ngAddress: p.address,
+        ngPort: r.ngPort,
+        rtpAddress: RELAY_RTP_ADDRESS,
+        rtpMin: r.rtpPortBase + i * r.rtpPortsEach,
+        rtpMax: r.rtpPortBase + (i + 1) * r.rtpPortsEach - 1,
+        sessions: r.sessions,
+      }));
+  return { domain: config.domain, monitor: { ...config.monitor }, proxies, relays };
+}
+
+/** `127.0.0.11:2223`, the form the monitor's and the proxies' configs name an ng socket by. */
+export function ngEndpoint(relay: RelayPlan): string {
+  return `${relay.ngAddress}:${relay.ngPort}`;
 }
 
 /** Every socket of the plan, monitor first. */
@@ -115,6 +157,17 @@ export function plannedPorts(plan: UpPlan): PlannedPort[] {
     at(p.wsPort, "tcp", "SIP over WebSocket", "--proxy-ws-port");
     at(p.httpPort, "tcp", "HTTP", "--proxy-http-port");
   }
+  // A relay's RTP range is bound a port at a time as calls come (rtpengine skips a taken
+  // one), so only its ng socket is checked.
+  for (const r of plan.relays) {
+    ports.push({
+      address: r.ngAddress,
+      port: r.ngPort,
+      protocol: "udp",
+      role: `${r.id} ng control`,
+      option: "--relay-ng-port",
+    });
+  }
   return ports;
 }
 
@@ -141,8 +194,10 @@ export function clashingPorts(
 /**
  * The plan with its shared ports chosen where they are 0: a SIP or DNS port serves UDP and TCP
  * on one number, and every proxy's SIP port must be known to the others before they start
- * (the fleet), so `choose(addresses)` picks one free on all of them. Ports used by TCP alone
- * stay 0 and are chosen by the child.
+ * (the fleet), so `choose(addresses)` picks one free on all of them. The relays' ng port is
+ * given to rtpengine on its command line, so it is chosen here too (one for all relays, not
+ * the proxies' SIP port, which is UDP on the same addresses). Ports used by TCP alone stay 0
+ * and are chosen by the child.
  */
 export async function withSharedPortsChosen(
   plan: UpPlan,
@@ -155,9 +210,14 @@ export async function withSharedPortsChosen(
     sipPort = await choose([m.address]);
   const proxySip = plan.proxies[0]?.sipPort ?? 0;
   const proxySipPort = proxySip === 0 ? await choose(plan.proxies.map((p) => p.address)) : proxySip;
+  const relayNg = plan.relays[0]?.ngPort ?? 0;
+  let ngPort = relayNg;
+  while (plan.relays.length > 0 && (ngPort === 0 || (relayNg === 0 && ngPort === proxySipPort)))
+    ngPort = await choose(plan.relays.map((r) => r.ngAddress));
   return {
     ...plan,
     monitor: { ...m, dnsPort, sipPort },
     proxies: plan.proxies.map((p) => ({ ...p, sipPort: proxySipPort })),
+    relays: plan.relays.map((r) => ({ ...r, ngPort })),
   };
 }

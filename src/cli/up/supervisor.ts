@@ -3,8 +3,10 @@ import type { UpInfo } from "../../contracts/index.js";
 import {
   monitorConfigOf,
   proxyConfigOf,
+  relaysConfigOf,
   writeMonitorConfig,
   writeProxyConfig,
+  writeRelaysConfig,
 } from "./child-configs.js";
 import type { PreparedData } from "./data-folder.js";
 import type { UpPlan } from "./plan.js";
@@ -15,7 +17,9 @@ import {
   monitorLineSchema,
   proxyLineSchema,
   readLine,
+  relaysLineSchema,
   type ProxyLine,
+  type RelaysLine,
 } from "./up-output.js";
 
 /** How often the monitor is asked whether every proxy is eligible yet. */
@@ -44,6 +48,8 @@ export interface SupervisorOptions {
   readonly data: PreparedData;
   /** A warning or error of a child, prefixed with its role, for up's stderr. */
   readonly echo: (line: string) => void;
+  /** The rtpengine binary, found; needed when the plan has relays. */
+  readonly relayBinary?: string;
 }
 
 interface ProxyListingBody {
@@ -51,15 +57,18 @@ interface ProxyListingBody {
 }
 
 /**
- * The children of `sipsteer up`: the monitor first (the proxies need its HTTP address to push
- * to), then every proxy, then a wait until the monitor has every proxy eligible. `failed`
- * settles when a child stops unasked; `stop()` stops the proxies, then the monitor, each with
- * SIGTERM and SIGKILL after `stopTimeoutMs`.
+ * The children of `sipsteer up`: the media relays (one keeper process, `sipsteer relays`,
+ * running an rtpengine per proxy) and the monitor first, side by side (the proxies need the
+ * monitor's HTTP address to push to, and a relay to use), then every proxy, then a wait until
+ * the monitor has every proxy eligible. `failed` settles when a child stops unasked (a relay
+ * that stops makes its keeper exit); `stop()` stops the proxies, then the monitor, then the
+ * relays, each with SIGTERM and SIGKILL after `stopTimeoutMs`.
  */
 export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #abort = new AbortController();
   #monitor: RoleProcess | undefined;
+  #relays: RoleProcess | undefined;
   readonly #proxies: RoleProcess[] = [];
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   #stopped: Promise<string[]> | undefined;
@@ -81,13 +90,22 @@ export class Supervisor {
       config.readyTimeoutMs,
     );
     try {
+      let relaysServing: Promise<Record<string, unknown> | undefined> = Promise.resolve(undefined);
+      if (plan.relays.length > 0) {
+        const binary = this.#options.relayBinary;
+        if (binary === undefined) throw new Error("Supervisor: relays planned without a binary");
+        writeRelaysConfig(data.files.relaysConfig, relaysConfigOf(plan, data, config, binary));
+        this.#relays = this.#spawn("relays", ["relays", "-c", data.files.relaysConfig]);
+        relaysServing = this.#relays.serving;
+      }
       writeMonitorConfig(data.files.monitorConfig, monitorConfigOf(plan, data, config));
       this.#monitor = this.#spawn("monitor", ["monitor", "-c", data.files.monitorConfig]);
-      const monitor = readLine(
-        monitorLineSchema,
-        await this.#during(this.#monitor.serving),
-        "the monitor",
+      const [monitorLine, relaysLine] = await this.#during(
+        Promise.all([this.#monitor.serving, relaysServing]),
       );
+      const monitor = readLine(monitorLineSchema, monitorLine, "the monitor");
+      const relays: RelaysLine["relays"] =
+        relaysLine === undefined ? [] : readLine(relaysLineSchema, relaysLine, "the relays").relays;
 
       // stop() may have come while the line was on its way: spawn nothing after it.
       this.#abort.signal.throwIfAborted();
@@ -102,7 +120,7 @@ export class Supervisor {
       );
       await this.#during(this.#allEligible(monitor.monitor.http));
       this.#state = "running";
-      return buildUpInfo({ plan, data, monitor, proxies });
+      return buildUpInfo({ plan, data, monitor, proxies, relays });
     } finally {
       clearTimeout(deadline);
     }
@@ -178,8 +196,9 @@ export class Supervisor {
   }
 
   /**
-   * Stops every child: the proxies first (they drain and stop pushing), then the monitor.
-   * Resolves with the names of those that had to be killed. Idempotent.
+   * Stops every child: the proxies first (they drain and stop pushing), then the monitor, then
+   * the relays (which the other two use). Resolves with the names of those that had to be
+   * killed. Idempotent.
    */
   stop(): Promise<string[]> {
     this.#stopped ??= this.#stopAll();
@@ -195,13 +214,34 @@ export class Supervisor {
     proxies.forEach((exit, i) => exit.killed && killed.push(this.#proxies[i]!.name));
     if (this.#monitor !== undefined && (await this.#monitor.stop(timeout)).killed)
       killed.push("monitor");
+    if (this.#relays !== undefined) {
+      if ((await this.#relays.stop(timeout)).killed) killed.push("relays");
+      // A keeper that was killed leaves its rtpengines behind (they outlive their parent).
+      this.#killRelayGroup();
+    }
     this.#state = "stopped";
     return killed;
+  }
+
+  /**
+   * SIGKILL to whatever is left of the keeper's process group: its rtpengines share it (the
+   * keeper is detached, a group of its own, and does not detach them). Nothing when the group
+   * is empty, as after a clean stop.
+   */
+  #killRelayGroup(): void {
+    const pid = this.#relays?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // ESRCH: no process left in the group.
+    }
   }
 
   /** SIGKILL to every child at once (a second Ctrl-C). */
   kill(): void {
     this.#monitor?.kill();
     for (const p of this.#proxies) p.kill();
+    this.#killRelayGroup();
   }
 }

@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { readConfigFile } from "../proxy-command.js";
 import { defaultDataDir, prepareDataFolder, type PreparedData } from "./data-folder.js";
+import { findExecutable } from "./executable.js";
 import {
   clashingPorts,
   planUp,
@@ -10,6 +11,7 @@ import {
   type UpPlan,
 } from "./plan.js";
 import { firstUnavailablePort, freePortOnAll } from "./ports.js";
+import { relayMissingMessage } from "./relay-keeper.js";
 import { ChildFailedError, StopRequestedError, Supervisor } from "./supervisor.js";
 import {
   UP_OPTION_PATHS,
@@ -41,10 +43,22 @@ function say(line: string): void {
   process.stderr.write(`sipsteer up: ${line}\n`);
 }
 
-/** The settings (file, then options over it) and the plan with its free ports chosen. */
-async function settingsOf(
-  options: UpCommandOptions,
-): Promise<{ config: Readonly<UpConfig>; plan: UpPlan }> {
+interface Settings {
+  readonly config: Readonly<UpConfig>;
+  readonly plan: UpPlan;
+  /** The rtpengine binary found, when the plan has relays. */
+  readonly relayBinary: string | undefined;
+  /** Why the plan has no relays, when it has none. */
+  readonly noRelays: string | undefined;
+  /** The binary is missing: up starts without relays and says so. */
+  readonly relaysMissing: boolean;
+}
+
+/**
+ * The settings (file, then options over it) and the plan with its free ports chosen, without
+ * relays when they are turned off or the rtpengine binary is not there.
+ */
+async function settingsOf(options: UpCommandOptions): Promise<Settings> {
   try {
     const file =
       options.config === undefined
@@ -54,7 +68,21 @@ async function settingsOf(
       Object.keys(UP_OPTION_PATHS).map((name) => [name, options[name as UpOptionName]]),
     );
     const config = parseUpConfig({ file, fileName: options.config, options: values });
-    return { config, plan: await withSharedPortsChosen(planUp(config), freePortOnAll) };
+    let plan = planUp(config);
+    const relayBinary = config.relays ? findExecutable(config.relay.binary) : undefined;
+    const relaysMissing = config.relays && relayBinary === undefined;
+    if (relaysMissing) plan = { ...plan, relays: [] };
+    return {
+      config,
+      plan: await withSharedPortsChosen(plan, freePortOnAll),
+      relayBinary,
+      noRelays: !config.relays
+        ? "turned off (relays: false, --no-relays)"
+        : relaysMissing
+          ? relayMissingMessage(config.relay.binary)
+          : undefined,
+      relaysMissing,
+    };
   } catch (e) {
     throw new UsageError((e as Error).message, { cause: e });
   }
@@ -110,8 +138,10 @@ export async function runUpCommand(options: UpCommandOptions): Promise<number> {
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
   try {
-    const { config, plan } = await settingsOf(options);
+    const { config, plan, relayBinary, noRelays, relaysMissing } = await settingsOf(options);
     await checkPorts(plan);
+    // `npm start` must work without rtpengine: up starts, without relays, and says so once.
+    if (relaysMissing) say(`starting without media relays: ${noRelays}`);
     if (signalled) return EXIT_STOPPED;
     const data = dataOf(config);
 
@@ -120,6 +150,7 @@ export async function runUpCommand(options: UpCommandOptions): Promise<number> {
       plan,
       data,
       echo: (line) => process.stderr.write(`${line}\n`),
+      ...(relayBinary === undefined ? {} : { relayBinary }),
     });
     supervisor = sup;
     const stopAll = async (): Promise<void> => {
@@ -136,7 +167,7 @@ export async function runUpCommand(options: UpCommandOptions): Promise<number> {
         return EXIT_STOPPED;
       }
       if (options.json === true) process.stdout.write(`${JSON.stringify(first)}\n`);
-      else process.stdout.write(formatSummary(first));
+      else process.stdout.write(formatSummary(first, noRelays === undefined ? {} : { noRelays }));
     } catch (e) {
       await stopAll();
       if (e instanceof StopRequestedError) return EXIT_STOPPED;

@@ -19,6 +19,16 @@ export const DEFAULT_PROXY_WS_PORT = 8088;
 export const DEFAULT_PROXY_HTTP_PORT = 9060;
 /** A stopping proxy waits this long for its dialogs to end (the demo has no calls to keep). */
 export const DEFAULT_PROXY_DRAIN_TIMEOUT_MS = 5_000;
+/**
+ * Relay n (rtpengine, issue 8) sits beside proxy n: its ng control on the proxy's address at
+ * this UDP port (rtpengine's customary ng port), its RTP on 127.0.0.1 in a range of its own.
+ */
+export const DEFAULT_RELAY_NG_PORT = 2223;
+/** Relay n relays RTP on ports base + size·(n-1) … base + size·n - 1. */
+export const DEFAULT_RELAY_RTP_PORT_BASE = 30_000;
+export const DEFAULT_RELAY_RTP_PORTS_EACH = 1_000;
+/** The relay binary: Debian's `rtpengine-daemon` puts `rtpengine` on PATH. */
+export const DEFAULT_RELAY_BINARY = "rtpengine";
 /** After SIGTERM, a child still running this long later is killed. */
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Every child must serve, and every proxy be eligible at the monitor, within this time. */
@@ -85,6 +95,21 @@ export const upConfigSchema = z
           .default(["MD5", "SHA-256"]),
       })
       .prefault({}),
+    /** One media relay (rtpengine) per proxy; false: none. */
+    relays: z.boolean().default(true),
+    relay: z
+      .strictObject({
+        /** A name looked up on PATH, or a path to the binary. */
+        binary: z.string().min(1).default(DEFAULT_RELAY_BINARY),
+        /** UDP, on each proxy's address; 0: a free one, the same on every address. */
+        ngPort: port.default(DEFAULT_RELAY_NG_PORT),
+        rtpPortBase: z.number().int().min(1024).max(65535).default(DEFAULT_RELAY_RTP_PORT_BASE),
+        /** Ports of each relay's range (each call leg takes two: RTP and RTCP). */
+        rtpPortsEach: z.number().int().min(4).max(64_000).default(DEFAULT_RELAY_RTP_PORTS_EACH),
+        /** Sessions per relay: beyond it rtpengine answers `load limit`; 0: no limit. */
+        sessions: z.number().int().min(0).default(0),
+      })
+      .prefault({}),
     stopTimeoutMs: z.number().int().positive().default(DEFAULT_STOP_TIMEOUT_MS),
     readyTimeoutMs: z.number().int().positive().default(DEFAULT_READY_TIMEOUT_MS),
   })
@@ -95,6 +120,14 @@ export const upConfigSchema = z
         code: "custom",
         path: ["proxies"],
         message: `proxy ${c.proxies} would be at .${last}: past the end of ${c.proxy.addressBase}'s block`,
+      });
+    }
+    const lastRtp = c.relay.rtpPortBase + c.proxies * c.relay.rtpPortsEach - 1;
+    if (c.relays && lastRtp > 65535) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["relay", "rtpPortBase"],
+        message: `relay ${c.proxies}'s RTP ports would end at ${lastRtp}: past 65535`,
       });
     }
   });
@@ -116,6 +149,10 @@ export const UP_OPTION_PATHS = {
   proxyTlsPort: ["proxy", "tlsPort"],
   proxyWsPort: ["proxy", "wsPort"],
   proxyHttpPort: ["proxy", "httpPort"],
+  relays: ["relays"],
+  relayNgPort: ["relay", "ngPort"],
+  relayRtpPortBase: ["relay", "rtpPortBase"],
+  rtpengine: ["relay", "binary"],
 } as const satisfies Record<string, readonly string[]>;
 
 export type UpOptionName = keyof typeof UP_OPTION_PATHS;
@@ -136,7 +173,11 @@ const NUMERIC_OPTIONS = new Set<UpOptionName>([
   "proxyTlsPort",
   "proxyWsPort",
   "proxyHttpPort",
+  "relayNgPort",
+  "relayRtpPortBase",
 ]);
+/** Given as `--no-relays`, which main.ts passes on as "false". */
+const BOOLEAN_OPTIONS = new Set<UpOptionName>(["relays"]);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -151,8 +192,9 @@ function setPath(value: unknown, path: readonly string[], leaf: unknown): unknow
 }
 
 /**
- * The config file's relative paths (`data`, `proxy.tls.certFile`, `proxy.tls.keyFile`) made
- * relative to the file's folder, as a reader of the file expects; other values are left alone.
+ * The config file's relative paths (`data`, `proxy.tls.certFile`, `proxy.tls.keyFile`, and
+ * `relay.binary` when it names a path, not a command on PATH) made relative to the file's
+ * folder, as a reader of the file expects; other values are left alone.
  */
 export function resolvePathsFrom(file: unknown, dir: string): unknown {
   if (!isRecord(file)) return file;
@@ -166,6 +208,10 @@ export function resolvePathsFrom(file: unknown, dir: string): unknown {
   if (isRecord(proxy) && isRecord(proxy.tls)) {
     const tls = { ...proxy.tls, certFile: at(proxy.tls.certFile), keyFile: at(proxy.tls.keyFile) };
     out = { ...out, proxy: { ...proxy, tls } };
+  }
+  const relay = file.relay;
+  if (isRecord(relay) && typeof relay.binary === "string" && relay.binary.includes("/")) {
+    out = { ...out, relay: { ...relay, binary: at(relay.binary) } };
   }
   return out;
 }
@@ -194,7 +240,12 @@ export function parseUpConfig(sources: UpConfigSources): Readonly<UpConfig> {
   for (const [name, raw] of Object.entries(sources.options ?? {}) as [UpOptionName, string][]) {
     if (raw === undefined) continue;
     const path = UP_OPTION_PATHS[name];
-    const value = NUMERIC_OPTIONS.has(name) && /^\d+$/.test(raw) ? Number(raw) : raw;
+    const value =
+      NUMERIC_OPTIONS.has(name) && /^\d+$/.test(raw)
+        ? Number(raw)
+        : BOOLEAN_OPTIONS.has(name) && (raw === "true" || raw === "false")
+          ? raw === "true"
+          : raw;
     merged = setPath(merged, path, value);
     fromOptions.set(path.join("."), name);
   }

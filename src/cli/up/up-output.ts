@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { UpInfo } from "../../contracts/index.js";
 import type { PreparedData } from "./data-folder.js";
-import type { UpPlan } from "./plan.js";
+import { RELAY_RTP_ADDRESS, type UpPlan } from "./plan.js";
 
 /** What `sipsteer monitor --json` prints (the fields up reads). */
 export const monitorLineSchema = z.object({
@@ -34,6 +34,20 @@ export const proxyLineSchema = z.object({
 });
 export type ProxyLine = z.infer<typeof proxyLineSchema>;
 
+/** What `sipsteer relays --json` prints. */
+export const relaysLineSchema = z.object({
+  relays: z.array(
+    z.object({
+      id: z.string().min(1),
+      ng: z.string().min(1),
+      rtp: z.object({ min: z.number().int(), max: z.number().int() }),
+      pid: z.number().int().positive(),
+    }),
+  ),
+  pid: z.number().int().positive(),
+});
+export type RelaysLine = z.infer<typeof relaysLineSchema>;
+
 /** Reads a child's `--json` line with `schema`; a line off the schema is a bug, named. */
 export function readLine<T>(schema: z.ZodType<T>, line: unknown, who: string): T {
   const result = schema.safeParse(line);
@@ -60,6 +74,7 @@ export function buildUpInfo(options: {
   readonly data: PreparedData;
   readonly monitor: MonitorLine;
   readonly proxies: readonly ProxyLine[];
+  readonly relays: RelaysLine["relays"];
 }): UpInfo {
   const { plan, data, monitor } = options;
   const dns = monitor.monitor.dns ?? monitor.dns;
@@ -93,6 +108,12 @@ export function buildUpInfo(options: {
         pid: line.pid,
       };
     }),
+    relays: options.relays.map((r) => ({
+      id: r.id,
+      ng: r.ng,
+      rtp: { min: r.rtp.min, max: r.rtp.max },
+      pid: r.pid,
+    })),
     users: data.users.map((u) => ({ user: u.user, password: u.password, aor: u.aor })),
     files: {
       credentials: data.files.credentials,
@@ -111,8 +132,11 @@ function hostPort(uri: string): string {
   return uri.replace(/^sips?:/, "").replace(/;.*$/, "");
 }
 
-/** The readable summary `sipsteer up` prints once every proxy is eligible. */
-export function formatSummary(info: UpInfo): string {
+/**
+ * The readable summary `sipsteer up` prints once every proxy is eligible. `noRelays` says why
+ * there are none, when there are none.
+ */
+export function formatSummary(info: UpInfo, notes: { readonly noRelays?: string } = {}): string {
   const m = info.monitor;
   const first = info.proxies[0]!;
   const alice = info.users.find((u) => u.user === "alice") ?? info.users[0]!;
@@ -139,6 +163,14 @@ export function formatSummary(info: UpInfo): string {
       `  ${pad(p.id, 4)} ${pad(p.name, 20)} pid ${pad(String(p.pid), 8)}` +
         `SIP ${p.sip.udp} (UDP, TCP)${p.sip.tls === undefined ? "" : `  TLS ${p.sip.tls}`}` +
         `  WS ${p.sip.ws}  HTTP ${p.http}`,
+    );
+  }
+  out.push("", "Media relays (rtpengine; the monitor answers GET /v1/select?kind=media)");
+  if (info.relays.length === 0) out.push(`  none: ${notes.noRelays ?? "not started"}`);
+  for (const r of info.relays) {
+    out.push(
+      `  ${pad(r.id, 4)} ng ${pad(r.ng, 20)} pid ${pad(String(r.pid), 8)}` +
+        `RTP ${RELAY_RTP_ADDRESS}:${r.rtp.min}–${r.rtp.max}`,
     );
   }
   out.push("", `Users (domain and digest realm ${info.domain})`);

@@ -20,7 +20,7 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
   ],
   [
     "media relay (rtpengine)",
-    "in progress: ng client and launcher; sipsteer up runs one per proxy; proxies do not engage it yet",
+    "in progress: proxies engage it per call (auto/always/never), monitor balances relays, up runs one per proxy",
   ],
   ["gateway", "not yet"],
   [

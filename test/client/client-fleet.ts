@@ -39,8 +39,10 @@ export interface FleetOptions {
   readonly capacityCalls?: number;
   /** Each proxy also listens for SIP over WebSocket (RFC 7118) on a free port (browsers). */
   readonly ws?: boolean;
+  /** The monitor's media relays (issue 8). */
+  readonly relays?: MonitorConfigInput["relays"];
   /** Proxy i's media relay settings (issue 8). */
-  readonly media?: (i: number) => ProxyConfigInput["media"];
+  readonly media?: (i: number, monitorHttp: string) => ProxyConfigInput["media"];
 }
 
 export interface TestFleet {
@@ -83,6 +85,7 @@ export async function startFleet(options: FleetOptions): Promise<TestFleet> {
         ],
       },
       ...(options.workload === undefined ? {} : { workload: options.workload }),
+      ...(options.relays === undefined ? {} : { relays: options.relays }),
     },
     { sipTimers: { t1Ms: 50 } },
   );
@@ -124,7 +127,7 @@ export async function startFleet(options: FleetOptions): Promise<TestFleet> {
           ? {}
           : { capacity: { calls: options.capacityCalls, media: 0 } }),
         report: { intervalMs: 100, push: [`${monitor.httpUrl}/v1/reports`], key: KEY },
-        ...(options.media === undefined ? {} : { media: options.media(i) }),
+        ...(options.media === undefined ? {} : { media: options.media(i, monitor.httpUrl) }),
         ...(options.shared
           ? {
               store: { kind: "sqlite" as const, file: join(work, "location.db") },

@@ -279,7 +279,8 @@ export class SipPhone {
   contactUri(protocol: "udp" | "tcp" = this.#protocols[0]!): string {
     if (this.#contact !== undefined) return this.#contact;
     const transport = protocol === "udp" ? "" : `;transport=${protocol}`;
-    return `sip:${this.user}@${this.address}:${this.port(protocol)}${transport}`;
+    const host = this.address.includes(":") ? `[${this.address}]` : this.address;
+    return `sip:${this.user}@${host}:${this.port(protocol)}${transport}`;
   }
 
   /**

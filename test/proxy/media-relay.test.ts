@@ -4,6 +4,7 @@
 // failure deleting the call from the relay, the next relay taken when one does not answer or
 // is full, and policy auto leaving a call that needs no relay alone.
 import assert from "node:assert/strict";
+import { createSocket, type Socket } from "node:dgram";
 import { after, before, describe, test } from "node:test";
 import { NgClient, type RtpengineProcess } from "../../src/media/index.js";
 import { Proxy, type ProxyConfigInput } from "../../src/proxy/index.js";
@@ -36,8 +37,12 @@ function plainSdp(address: string, port: number, version = 1): string {
   ].join("\r\n");
 }
 
+function plainSdp6(address: string, port: number): string {
+  return plainSdp(address, port).replace(/IN IP4/g, "IN IP6");
+}
+
 function media(sdp: string): { address: string; port: number } {
-  const c = /^c=IN IP4 (\S+)/m.exec(sdp);
+  const c = /^c=IN IP[46] (\S+)/m.exec(sdp);
   const m = /^m=audio (\d+)/m.exec(sdp);
   assert.ok(c !== null && m !== null, `SDP with c= and m=audio:\n${sdp}`);
   return { address: c[1]!, port: Number(m[1]) };
@@ -107,11 +112,14 @@ describe("the proxy and the media relay", () => {
       assert.deepEqual(await openHandles(), baseline, "nothing left open");
   });
 
-  async function proxyWith(m: ProxyConfigInput["media"]): Promise<SendTarget> {
+  async function proxyWith(
+    m: ProxyConfigInput["media"],
+    listen: ProxyConfigInput["listen"] = [{ protocol: "udp", address: "127.0.0.1", port: 0 }],
+  ): Promise<SendTarget> {
     const proxy = new Proxy({
       id: `p${proxies.length + 1}`,
       domains: [DOMAIN],
-      listen: [{ protocol: "udp", address: "127.0.0.1", port: 0 }],
+      listen,
       allowedDestinations: LOOPBACK,
       auth: { enabled: false },
       http: { address: "127.0.0.1", port: 0 },
@@ -296,4 +304,67 @@ describe("the proxy and the media relay", () => {
     await alice.ack(callerDialog(invite, ok));
     await inDialogWithSdp(alice, callerDialog(invite, ok), "BYE").final;
   });
+
+  test("IPv6 to IPv4: policy auto bridges the families, and RTP crosses", async (t) => {
+    if (good === undefined) return t.skip("no rtpengine");
+    const dual = await startRtpengine({ interfaces: ["127.0.0.1", "::1"] });
+    const dualNg = new NgClient({ address: "127.0.0.1", port: dual.options.ngPort });
+    await dualNg.start();
+    const sockets: Socket[] = [];
+    try {
+      const proxy = await proxyWith(
+        { relay: "auto", relays: [{ id: "dual", ng: `127.0.0.1:${dual.options.ngPort}` }] },
+        [
+          { protocol: "udp", address: "127.0.0.1", port: 0 },
+          { protocol: "udp", address: "::1", port: 0 },
+        ],
+      );
+      const six = proxies.at(-1)!.listeners.find((l) => l.address === "::1")!;
+      const alice = await phone("alice", "::1");
+      const bob = await phone("bob", "127.0.0.39");
+      assert.equal((await bob.register(proxy)).status, 200);
+      // RTP sockets of both phones, where their SDP says.
+      const aliceRtp = await udpSocket("udp6", "::1", sockets);
+      const bobRtp = await udpSocket("udp4", "127.0.0.39", sockets);
+      let bobInvite: Incoming | undefined;
+      bob.onInvite = (incoming) => {
+        bobInvite = incoming;
+        answer(bob, incoming, 200, plainSdp("127.0.0.39", bobRtp.address().port));
+      };
+      const invite = inviteFrom(alice, "bob", plainSdp6("::1", aliceRtp.address().port));
+      const ok = await alice.send(invite, { protocol: "udp", address: "::1", port: six.port })
+        .final;
+      assert.equal(ok.status, 200);
+      const toBob = bobInvite!.request.body.toString();
+      assert.match(toBob, /^c=IN IP4 127\.0\.0\.1/m, toBob);
+      assert.match(ok.body.toString(), /^c=IN IP6 ::1/m, ok.body.toString());
+      assert.ok((await dualNg.list()).includes(invite.callId));
+
+      // A packet each way through the relay (symmetric: each side sends first to learn).
+      const packet = Buffer.from([0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, ...Buffer.alloc(160)]);
+      const heard = (s: Socket) => new Promise<void>((r) => s.once("message", () => r()));
+      const bobHeard = heard(bobRtp);
+      const aliceHeard = heard(aliceRtp);
+      const toRelayFromAlice = media(ok.body.toString());
+      const toRelayFromBob = media(toBob);
+      for (let i = 0; i < 5; i++) {
+        aliceRtp.send(packet, toRelayFromAlice.port, "::1");
+        bobRtp.send(packet, toRelayFromBob.port, "127.0.0.1");
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      await Promise.all([bobHeard, aliceHeard]);
+      await alice.ack(callerDialog(invite, ok));
+      assert.equal((await alice.inDialog(callerDialog(invite, ok), "BYE").final).status, 200);
+    } finally {
+      for (const s of sockets) s.close();
+      await dualNg.stop();
+      await dual.stop();
+    }
+  });
 });
+
+function udpSocket(type: "udp4" | "udp6", address: string, keep: Socket[]): Promise<Socket> {
+  const s = createSocket(type);
+  keep.push(s);
+  return new Promise((resolve) => s.bind(0, address, () => resolve(s)));
+}

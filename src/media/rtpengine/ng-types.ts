@@ -26,6 +26,8 @@ export interface NgMediaOptions {
   readonly flags?: readonly string[];
   /** The SDP's sender as seen on the wire (`received-from`), for latching and NAT. */
   readonly receivedFrom?: string;
+  /** `address family`: the family the rewritten SDP names (IPv4 ↔ IPv6 bridging). */
+  readonly addressFamily?: "IP4" | "IP6";
   readonly sdes?: readonly string[];
   /** Anything else, passed as is. */
   readonly extra?: Readonly<Record<string, BencodeValue>>;
@@ -85,6 +87,7 @@ export function toNgMediaParams(
     replace: o.replace === undefined ? undefined : [...o.replace],
     flags: o.flags === undefined ? undefined : [...o.flags],
     SDES: o.sdes === undefined ? undefined : [...o.sdes],
+    "address family": o.addressFamily,
     "received-from":
       family === 0 ? undefined : [family === 6 ? "IP6" : "IP4", o.receivedFrom as string],
   };

@@ -37,6 +37,8 @@ export interface SdpExchange {
   readonly receiver: MediaProfile;
   /** The SIP source of the SDP's sender when it is a client of ours (not a fleet member). */
   readonly receivedFrom: string | undefined;
+  /** The IP family the receiving side can reach (IPv4 ↔ IPv6 bridging); its own when absent. */
+  readonly receiverFamily?: 4 | 6;
 }
 
 /**
@@ -190,7 +192,7 @@ export class MediaRelayer {
 
   #ngOptions(x: SdpExchange, kind: "offer" | "answer") {
     return {
-      ...ngOptionsFor(x.receiver, kind, x.receivedFrom),
+      ...ngOptionsFor(x.receiver, kind, x.receivedFrom, x.receiverFamily),
       callId: x.callId,
       fromTag: x.fromTag,
       sdp: x.sdp,

@@ -83,6 +83,7 @@ export function ngOptionsFor(
   receiver: MediaProfile,
   kind: "offer" | "answer",
   receivedFrom: string | undefined,
+  receiverFamily?: 4 | 6,
 ): NgSideOptions {
   // Without trust-address rtpengine takes the sender's address from received-from (or from
   // the ng packet's source, the proxy); either way it latches onto where RTP really comes from.
@@ -92,6 +93,9 @@ export function ngOptionsFor(
   const common = {
     replace: ["origin", "session-connection"] as const,
     ...(receivedFrom === undefined ? {} : { receivedFrom }),
+    ...(receiverFamily === undefined
+      ? {}
+      : { addressFamily: receiverFamily === 6 ? ("IP6" as const) : ("IP4" as const) }),
   };
   if (receiver === "webrtc") {
     return {
@@ -113,6 +117,12 @@ export function ngOptionsFor(
     rtcpMux: ["demux"],
     dtls: "off",
   };
+}
+
+/** The IP family of an address, or undefined for a name. */
+export function familyOf(address: string | undefined): 4 | 6 | undefined {
+  const f = address === undefined ? 0 : isIP(address.replace(/^\[|\]$/g, ""));
+  return f === 4 ? 4 : f === 6 ? 6 : undefined;
 }
 
 function sameAddress(a: string, b: string): boolean {

@@ -38,7 +38,7 @@ import {
 } from "../media-profile.js";
 import type { MediaRelayer } from "../media-relay/media-relayer.js";
 import type { Relay } from "../media-relay/relay-pool.js";
-import { relayReason } from "../media-relay/relay-policy.js";
+import { familyOf, relayReason, sdpConnectionAddress } from "../media-relay/relay-policy.js";
 import { aorOf, type Registrar } from "../registrar/registrar.js";
 import { contactNeedsFlow } from "../nat.js";
 import { protocolOfUri, type Self } from "../self.js";
@@ -112,6 +112,9 @@ interface RelayedBranch {
   readonly body: string | undefined;
   /** The receiving side's address when it is a client (not a fleet member): rtpengine's received-from. */
   readonly receiverAddress: string | undefined;
+  /** The IP families each side reaches: the relay bridges IPv4 and IPv6. */
+  readonly senderFamily: 4 | 6 | undefined;
+  readonly receiverFamily: 4 | 6 | undefined;
 }
 
 /** What our popped Route said about the dialog's media relay. */
@@ -474,6 +477,10 @@ export class ProxyCore {
     const receiverAddress = this.o.fleet.isMemberAddress(target.hop.address)
       ? undefined
       : target.hop.address;
+    const senderFamily =
+      familyOf(offer === undefined ? undefined : sdpConnectionAddress(offer)) ??
+      familyOf(tx.flow.remote.address);
+    const receiverFamily = familyOf(contactHost) ?? familyOf(target.hop.address);
     let relay: Relay | undefined;
     let body: string | undefined;
     if (offer === undefined) {
@@ -486,6 +493,7 @@ export class ProxyCore {
         sdp: offer,
         receiver,
         receivedFrom: tx.flow.remote.address,
+        ...(receiverFamily === undefined ? {} : { receiverFamily }),
       });
       relay = placed?.relay;
       body = placed?.sdp;
@@ -495,7 +503,11 @@ export class ProxyCore {
       // A phone's odd SDP address may still work directly; the other reasons cannot.
       return reason === "sdp-address" ? target : "missing";
     }
-    return { ...target, branch, relayed: { relay, sender, receiver, body, receiverAddress } };
+    return {
+      ...target,
+      branch,
+      relayed: { relay, sender, receiver, body, receiverAddress, senderFamily, receiverFamily },
+    };
   }
 
   /**
@@ -524,6 +536,10 @@ export class ProxyCore {
     const receiverAddress = this.o.fleet.isMemberAddress(target.hop.address)
       ? undefined
       : target.hop.address;
+    const senderFamily =
+      familyOf(sdp === undefined ? undefined : sdpConnectionAddress(sdp)) ??
+      familyOf(tx.flow.remote.address);
+    const receiverFamily = familyOf(target.hop.address);
     let body: string | undefined;
     if (sdp !== undefined) {
       body = await media.reoffer(relay, {
@@ -533,9 +549,13 @@ export class ProxyCore {
         sdp,
         receiver,
         receivedFrom: fromFleet ? undefined : tx.flow.remote.address,
+        ...(receiverFamily === undefined ? {} : { receiverFamily }),
       });
     }
-    return { ...target, relayed: { relay, sender, receiver, body, receiverAddress } };
+    return {
+      ...target,
+      relayed: { relay, sender, receiver, body, receiverAddress, senderFamily, receiverFamily },
+    };
   }
 
   /** A response's SDP on a relayed branch: an answer (or, after a request without, an offer). */
@@ -560,6 +580,7 @@ export class ProxyCore {
           sdp,
           receiver: relayed.sender,
           receivedFrom: relayed.receiverAddress,
+          ...(relayed.senderFamily === undefined ? {} : { receiverFamily: relayed.senderFamily }),
         })
       : // The request had no SDP: this is the responder's offer, answered in the ACK.
         await media.reoffer(relayed.relay, {
@@ -569,6 +590,7 @@ export class ProxyCore {
           sdp,
           receiver: relayed.sender,
           receivedFrom: relayed.receiverAddress,
+          ...(relayed.senderFamily === undefined ? {} : { receiverFamily: relayed.senderFamily }),
         });
     if (rewritten === undefined) return;
     response.setBody(rewritten);
@@ -596,8 +618,8 @@ export class ProxyCore {
       sdp,
       receiver,
       receivedFrom: fromFleet ? undefined : flow.remote.address,
+      ...(familyOf(hop.address) === undefined ? {} : { receiverFamily: familyOf(hop.address)! }),
     });
-    void hop;
     if (rewritten !== undefined) request.setBody(rewritten);
   }
 

@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { UserAgent, CallEndedError } from "../../src/client/index.js";
-import { CHROMIUM_PATH, launchChromium, requireChromium } from "../helpers/browser.js";
+import {
+  CHROMIUM_PATH,
+  launchChromium,
+  requireChromium,
+  type PhoneWindow,
+} from "../helpers/browser.js";
 import { eventually } from "../helpers/eventually.js";
 import { PROJECT_ROOT } from "../helpers/paths.js";
 import {
@@ -27,19 +32,6 @@ import {
 
 const LOOPBACK_ADDRESS = /^(127\.\d+\.\d+\.\d+|::1)$/;
 const SCREENSHOT = join(PROJECT_ROOT, "docs", "screenshots", "phone-call.png");
-
-/** window.sipsteerPhone of web/phone/main.ts, as far as the tests use it. */
-interface PhoneHook {
-  register(user: string, password: string): Promise<{ proxy: string; uri: string }>;
-  call(target: string): Promise<void>;
-  answer(): Promise<void>;
-  hangup(): void;
-  state(): string;
-  cause(): string;
-  stats(): Promise<{ audio: number; video: number; pair?: { local: string; remote: string } }>;
-  sdp(): { local: string; remote: string };
-}
-type PhoneWindow = typeof globalThis & { sipsteerPhone: PhoneHook };
 
 describe("browser phone", () => {
   let fleet: TestFleet | undefined;

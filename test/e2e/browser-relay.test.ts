@@ -14,7 +14,7 @@ import type { Browser, Page } from "playwright-core";
 import { encodeWav, readWavFile, scanForTone, ToneSource } from "../../src/media/index.js";
 import { Baresip } from "../helpers/baresip.js";
 import { reap, runCli, within, type CliRun } from "../helpers/cli.js";
-import { launchChromium, requireChromium } from "../helpers/browser.js";
+import { launchChromium, requireChromium, type PhoneWindow } from "../helpers/browser.js";
 import { eventually } from "../helpers/eventually.js";
 import { requireRtpengine, startRtpengine } from "../helpers/rtpengine.js";
 import { requireTool } from "../helpers/tools.js";
@@ -30,18 +30,6 @@ import {
 
 const LOOPBACK_ADDRESS = /^(127\.\d+\.\d+\.\d+|::1)$/;
 const BROWSER_TONE_HZ = 800;
-
-interface PhoneHook {
-  register(user: string, password: string): Promise<{ proxy: string; uri: string }>;
-  call(target: string): Promise<void>;
-  answer(): Promise<void>;
-  hangup(): void;
-  state(): string;
-  cause(): string;
-  stats(): Promise<{ audio: number; video: number }>;
-  sdp(): { local: string; remote: string };
-}
-type PhoneWindow = typeof globalThis & { sipsteerPhone: PhoneHook };
 
 const work = mkdtempSync(join(tmpdir(), "sipsteer-browser-relay-"));
 

@@ -36,3 +36,16 @@ export async function launchChromium(extraArgs: readonly string[] = []): Promise
     args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
+
+/** window.sipsteerPhone of web/phone/main.ts, as far as the tests use it. */
+export interface PhoneHook {
+  register(user: string, password: string): Promise<{ proxy: string; uri: string }>;
+  call(target: string): Promise<void>;
+  answer(): Promise<void>;
+  hangup(): void;
+  state(): string;
+  cause(): string;
+  stats(): Promise<{ audio: number; video: number; pair?: { local: string; remote: string } }>;
+  sdp(): { local: string; remote: string };
+}
+export type PhoneWindow = typeof globalThis & { sipsteerPhone: PhoneHook };

@@ -437,16 +437,23 @@ export class SipPhone {
     await this.transport.send(ack, this.#dialogTarget(dialog), { viaBranch: newBranch() });
   }
 
-  /** An in-dialog request (BYE …) along the route set. */
-  inDialog(dialog: Dialog, method: string): Outgoing {
+  /**
+   * An in-dialog request (BYE …) along the route set; with `sdp`, a re-offer (re-INVITE,
+   * UPDATE) carrying it and our Contact.
+   */
+  inDialog(dialog: Dialog, method: string, sdp?: string): Outgoing {
     dialog.cseq++;
     const request = newRequest(method, dialog.target, {
       from: dialog.local,
       to: dialog.remote,
       callId: dialog.callId,
       cseq: dialog.cseq,
-      headers: dialog.routes.map((r): [string, string] => ["Route", r]),
+      headers: [
+        ...dialog.routes.map((r): [string, string] => ["Route", r]),
+        ...(sdp === undefined ? [] : [["Contact", `<${this.contactUri()}>`] as [string, string]]),
+      ],
     });
+    if (sdp !== undefined) request.setBody(sdp, "application/sdp");
     return this.send(request, this.#dialogTarget(dialog));
   }
 

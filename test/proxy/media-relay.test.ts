@@ -19,7 +19,6 @@ import {
   callerDialog,
   newRequest,
   until,
-  type Dialog,
   type Incoming,
 } from "../helpers/sip-caller.js";
 import { freePort } from "../helpers/sipp.js";
@@ -59,24 +58,6 @@ function answer(phone: SipPhone, incoming: Incoming, status: number, sdp?: strin
   if (sdp !== undefined) response.setBody(sdp, "application/sdp");
   tx.respond(response);
   return response;
-}
-
-function inDialogWithSdp(phone: SipPhone, dialog: Dialog, method: string, sdp?: string) {
-  dialog.cseq++;
-  const request = newRequest(method, dialog.target, {
-    from: dialog.local,
-    to: dialog.remote,
-    callId: dialog.callId,
-    cseq: dialog.cseq,
-    headers: [
-      ...dialog.routes.map((r): [string, string] => ["Route", r]),
-      ["Contact", `<${phone.contactUri()}>`],
-    ],
-  });
-  if (sdp !== undefined) request.setBody(sdp, "application/sdp");
-  const first = dialog.routes[0] ?? dialog.target;
-  const m = /sip:(?:[^@]+@)?([\d.]+):(\d+)/.exec(first)!;
-  return phone.send(request, { protocol: "udp", address: m[1]!, port: Number(m[2]) });
 }
 
 describe("the proxy and the media relay", () => {
@@ -195,8 +176,7 @@ describe("the proxy and the media relay", () => {
       aliceReinvite = incoming;
       answer(alice, incoming, 200, plainSdp("127.0.0.31", 40000, 2));
     };
-    const reOk = await inDialogWithSdp(bob, bobDialog, "INVITE", plainSdp("127.0.0.32", 42010, 2))
-      .final;
+    const reOk = await bob.inDialog(bobDialog, "INVITE", plainSdp("127.0.0.32", 42010, 2)).final;
     assert.equal(reOk.status, 200);
     assert.deepEqual(
       media(aliceReinvite!.request.body.toString()),
@@ -206,7 +186,7 @@ describe("the proxy and the media relay", () => {
     assert.deepEqual(media(reOk.body.toString()), toBob, "same relay port for bob");
     assert.equal((await ng.list()).filter((c) => c === callId).length, 1);
 
-    const bye = await inDialogWithSdp(alice, aliceDialog, "BYE").final;
+    const bye = await alice.inDialog(aliceDialog, "BYE").final;
     assert.equal(bye.status, 200);
     await until("the relay deleted the call", () => proxies.at(-1)!.report().media === 0);
     assert.ok(!(await ng.list()).includes(callId));
@@ -249,7 +229,7 @@ describe("the proxy and the media relay", () => {
     assert.notEqual(answered.port, 40100);
     const query = await ng.query({ callId: invite.callId });
     assert.equal(query.tags.length, 2);
-    await inDialogWithSdp(alice, dialog, "BYE").final;
+    await alice.inDialog(dialog, "BYE").final;
   });
 
   test("a cancelled call and a refused call leave the relay", async (t) => {
@@ -302,7 +282,7 @@ describe("the proxy and the media relay", () => {
     assert.deepEqual(media(ok.body.toString()), { address: "127.0.0.38", port: 42300 });
     assert.ok(!(await ng.list()).includes(invite.callId));
     await alice.ack(callerDialog(invite, ok));
-    await inDialogWithSdp(alice, callerDialog(invite, ok), "BYE").final;
+    await alice.inDialog(callerDialog(invite, ok), "BYE").final;
   });
 
   test("IPv6 to IPv4: policy auto bridges the families, and RTP crosses", async (t) => {

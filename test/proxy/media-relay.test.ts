@@ -192,6 +192,49 @@ describe("the proxy and the media relay", () => {
     assert.ok(!(await ng.list()).includes(callId));
   });
 
+  test("a call forked to two phones puts both branches on one relay; the answered one carries on", async (t) => {
+    if (good === undefined) return t.skip("no rtpengine");
+    const proxy = await proxyWith({
+      relay: "always",
+      relays: [
+        { id: "good", ng: `127.0.0.1:${good.options.ngPort}` },
+        { id: "other", ng: `127.0.0.1:${full!.options.ngPort}` },
+      ],
+    });
+    const alice = await phone("alice", "127.0.0.40");
+    const desk = await phone("bob", "127.0.0.41");
+    const mobile = await phone("bob", "127.0.0.42");
+    assert.equal((await desk.register(proxy)).status, 200);
+    assert.equal((await mobile.register(proxy)).status, 200);
+    const offers: string[] = [];
+    desk.onInvite = (incoming) => {
+      offers.push(incoming.request.body.toString());
+      setTimeout(() => answer(desk, incoming, 200, plainSdp("127.0.0.41", 42400)), 100);
+    };
+    mobile.onInvite = (incoming) => {
+      offers.push(incoming.request.body.toString());
+      answer(mobile, incoming, 180);
+    };
+    const invite = inviteFrom(alice, "bob", plainSdp("127.0.0.40", 40400));
+    const ok = await alice.send(invite, proxy).final;
+    assert.equal(ok.status, 200);
+    assert.equal(offers.length, 2);
+    for (const sdp of offers) {
+      const m = media(sdp);
+      assert.equal(m.address, "127.0.0.1");
+      assert.ok(
+        m.port >= good.options.portMin && m.port <= good.options.portMax,
+        `${m.port}: the same relay`,
+      );
+    }
+    await until("the other branch was cancelled", () => mobile.requestsOf("CANCEL").length === 1);
+    const dialog = callerDialog(invite, ok);
+    await alice.ack(dialog);
+    assert.equal((await alice.inDialog(dialog, "BYE").final).status, 200);
+    await until("deleted", () => proxies.at(-1)!.report().media === 0);
+    assert.ok(!(await ng.list()).includes(invite.callId));
+  });
+
   test("a late offer: the 200's offer and the ACK's answer go through the relay", async (t) => {
     if (good === undefined) return t.skip("no rtpengine");
     const proxy = await proxyWith({

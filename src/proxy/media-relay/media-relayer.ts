@@ -102,8 +102,13 @@ export class MediaRelayer {
    * A new call's offer onto a relay: the rewritten SDP and the relay, or undefined when no
    * relay took it (none configured, all down or full, or the SDP refused).
    */
-  async offer(x: SdpExchange): Promise<{ relay: Relay; sdp: string } | undefined> {
-    for (const relay of await this.#o.pool.candidates()) {
+  async offer(
+    x: SdpExchange,
+    /** The relay an earlier branch of the same call is on: its other branches go there too. */
+    prefer?: Relay,
+  ): Promise<{ relay: Relay; sdp: string } | undefined> {
+    const candidates = prefer === undefined ? await this.#o.pool.candidates() : [prefer];
+    for (const relay of candidates) {
       try {
         const result = await relay.client.offer(this.#ngOptions(x, "offer"));
         this.#track(relay, x.callId, x.sdp);

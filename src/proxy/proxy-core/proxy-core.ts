@@ -339,7 +339,9 @@ export class ProxyCore {
         targets.push(target);
         continue;
       }
-      const relayed = await this.#relayTarget(tx, request, offer, b, target);
+      // Every branch of a call on one relay (the one the first branch got).
+      const prefer = targets.find((t) => t.relayed !== undefined)?.relayed?.relay;
+      const relayed = await this.#relayTarget(tx, request, offer, b, target, prefer);
       if (relayed === "missing") relayMissing++;
       else targets.push(relayed);
     }
@@ -448,6 +450,7 @@ export class ProxyCore {
     offer: string | undefined,
     binding: Binding,
     target: Target,
+    prefer: Relay | undefined,
   ): Promise<Target | "missing"> {
     const media = this.o.media;
     const receiver = bindingProfile(binding);
@@ -484,17 +487,20 @@ export class ProxyCore {
     let relay: Relay | undefined;
     let body: string | undefined;
     if (offer === undefined) {
-      relay = await media.pick();
+      relay = prefer ?? (await media.pick());
     } else {
-      const placed = await media.offer({
-        callId: request.callId,
-        fromTag: request.from.tag ?? "",
-        viaBranch: branch,
-        sdp: offer,
-        receiver,
-        receivedFrom: tx.flow.remote.address,
-        ...(receiverFamily === undefined ? {} : { receiverFamily }),
-      });
+      const placed = await media.offer(
+        {
+          callId: request.callId,
+          fromTag: request.from.tag ?? "",
+          viaBranch: branch,
+          sdp: offer,
+          receiver,
+          receivedFrom: tx.flow.remote.address,
+          ...(receiverFamily === undefined ? {} : { receiverFamily }),
+        },
+        prefer,
+      );
       relay = placed?.relay;
       body = placed?.sdp;
     }

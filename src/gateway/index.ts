@@ -1,0 +1,27 @@
+export {
+  AccessControl,
+  REFUSAL_REASONS,
+  type AccessControlOptions,
+  type AccessStats,
+  type RefusalReason,
+  type RequestSource,
+  type Verdict,
+} from "./access-control.js";
+export {
+  DEFAULT_BURST,
+  DEFAULT_FLOOD_FACTOR,
+  DEFAULT_IPV6_PREFIX_BITS,
+  DEFAULT_LOG_INTERVAL_MS,
+  DEFAULT_LOG_MAX_SOURCES,
+  DEFAULT_MAX_TRACKED_SOURCES,
+  DEFAULT_REQUESTS_PER_SECOND,
+  DEFAULT_RETRY_AFTER_S,
+  accessConfigSchema,
+  parseAccessConfig,
+  type AccessConfig,
+  type AccessConfigInput,
+} from "./access-config.js";
+export { DEFAULT_SCANNER_AGENTS, ScannerAgents } from "./scanner-agents.js";
+export { SourceRateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
+export { RefusalLog, type RefusalLogOptions } from "./refusal-log.js";
+export { sourceKey, unmapIPv4 } from "./source-key.js";

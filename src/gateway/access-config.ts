@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DestinationPolicy } from "../sip/index.js";
+import { deepFreeze } from "./deep-freeze.js";
 import { DEFAULT_SCANNER_AGENTS } from "./scanner-agents.js";
 
 /** Requests per second a source address may send before it gets 503 (0: no rate limit). */
@@ -62,14 +63,6 @@ export const accessConfigSchema = z.strictObject({
 
 export type AccessConfig = z.infer<typeof accessConfigSchema>;
 export type AccessConfigInput = z.input<typeof accessConfigSchema>;
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
 
 /**
  * Validates the gateway's `access` section, applies defaults and freezes it; a bad field

@@ -25,3 +25,22 @@ export { DEFAULT_SCANNER_AGENTS, ScannerAgents } from "./scanner-agents.js";
 export { SourceRateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
 export { RefusalLog, type RefusalLogOptions } from "./refusal-log.js";
 export { sourceKey, unmapIPv4 } from "./source-key.js";
+export {
+  ProxyChooser,
+  type ChoiceKind,
+  type MonitorQueryStats,
+  type ProxyChoice,
+  type ProxyChooserOptions,
+  type ProxyChooserStats,
+} from "./proxy-chooser.js";
+export {
+  DEFAULT_HOLD_OFF_MS,
+  DEFAULT_MAX_PINS,
+  DEFAULT_PIN_TTL_MS,
+  DEFAULT_SELECT_TIMEOUT_MS,
+  parseUpstreamConfig,
+  upstreamConfigSchema,
+  type UpstreamConfig,
+  type UpstreamConfigInput,
+} from "./upstream-config.js";
+export { UPSTREAM_TRANSPORTS, type UpstreamTransport } from "./proxy-uri.js";

@@ -1,7 +1,8 @@
 // A browser (WebRTC: ICE, DTLS-SRTP, RTP/SAVPF, rtcp-mux) and baresip (plain RTP/AVP) call
 // each other through the proxies and a real rtpengine (issue 8). The browser's microphone is
-// Chromium's fake capture device playing a WAV of a steady 800 Hz tone (its built-in fake
-// device beeps 20 ms in 500 ms, too little to find in a recording); baresip sends `ausine`'s
+// Chromium's fake capture device playing a WAV of a steady 800 Hz tone that we write (a
+// frequency we choose and a tone that never pauses, rather than the built-in fake device's
+// sound, which this test does not rely on); baresip sends `ausine`'s
 // 1 kHz. Proof: the browser's getStats() inbound audio grows, baresip's recording of what it
 // heard holds the browser's 800 Hz; then the same with baresip calling the browser; then a
 // video call carries VP8 both ways (getStats() inbound video, baresip decoding 320x240).

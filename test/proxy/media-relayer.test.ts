@@ -81,7 +81,7 @@ describe("MediaRelayer", () => {
     }
   });
 
-  test("a relay that did not answer is held off new calls; one outside allowedDestinations is never used", async (t) => {
+  test("a relay that did not answer is held off new calls (unless all are); one outside allowedDestinations is never used", async (t) => {
     if (relay === undefined) return t.skip("no rtpengine");
     const clock = new FakeClock();
     const dead = await freePort();
@@ -120,6 +120,25 @@ describe("MediaRelayer", () => {
       const third = { n: 0 };
       assert.equal((await pumped(offer("h3"), third))?.relay.id, "r1");
       assert.ok(third.n >= 3, "after the hold-off the dead relay is tried again");
+      // With every relay held off, they are tried again rather than every call refused.
+      const only = relayer(clock, [{ id: "dead", ng: `127.0.0.1:${dead}` }], { n: 0 });
+      try {
+        const lone = { n: 0 };
+        const onlyOffer = (callId: string) =>
+          only.offer({
+            callId,
+            fromTag: "a",
+            sdp: SDP,
+            receiver: "plain",
+            receivedFrom: "127.0.0.1",
+          });
+        assert.equal(await pumped(onlyOffer("d1"), lone), undefined);
+        const again = { n: 0 };
+        assert.equal(await pumped(onlyOffer("d2"), again), undefined);
+        assert.ok(again.n >= 3, "the held-off relay was asked again");
+      } finally {
+        await only.stop();
+      }
       assert.equal(await r.relayAt("192.0.2.1:2223"), undefined, "outside allowedDestinations");
       assert.equal(await r.relayAt(`127.0.0.1:${dead + 1}`), undefined, "not a known relay");
       for (const id of ["h1", "h2", "h3"]) await ng.delete({ callId: id });

@@ -121,10 +121,16 @@ export class NgClient {
     socket.on("error", (e) => this.#log.warn({ err: e, relay: this.endpoint }, "ng socket error"));
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(0, isIP(this.address) === 6 ? "::" : undefined, () => {
-        socket.off("error", reject);
-        resolve();
-      });
+      // exclusive: in a node:cluster worker a shared socket would hand rtpengine's replies to
+      // whichever worker the primary picks, and the one that asked would time out.
+      const address = isIP(this.address) === 6 ? "::" : undefined;
+      socket.bind(
+        { port: 0, ...(address === undefined ? {} : { address }), exclusive: true },
+        () => {
+          socket.off("error", reject);
+          resolve();
+        },
+      );
     });
     this.#socket = socket;
   }

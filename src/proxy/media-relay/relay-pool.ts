@@ -75,11 +75,24 @@ export class RelayPool {
     named.push(...this.#o.relays);
     const now = this.#o.clock.now();
     const out: Relay[] = [];
+    const heldOff: { id: string; ng: string; until: number }[] = [];
     const seen = new Set<string>();
     for (const { id, ng } of named) {
       if (seen.has(ng)) continue;
       seen.add(ng);
-      if ((this.#heldOffUntil.get(ng) ?? 0) > now) continue;
+      const until = this.#heldOffUntil.get(ng) ?? 0;
+      if (until > now) {
+        heldOff.push({ id, ng, until });
+        continue;
+      }
+      const relay = await this.#relay(id, ng);
+      if (relay !== undefined) out.push(relay);
+    }
+    if (out.length > 0) return out;
+    // Every relay failed lately (an overloaded proxy reads its replies late, too): try them
+    // again, the one held off longest first, rather than refusing every call until it ends.
+    heldOff.sort((a, b) => a.until - b.until);
+    for (const { id, ng } of heldOff) {
       const relay = await this.#relay(id, ng);
       if (relay !== undefined) out.push(relay);
     }

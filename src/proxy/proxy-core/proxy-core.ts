@@ -576,6 +576,14 @@ export class ProxyCore {
     const sdp = sdpOf(response);
     const toTag = response.to.tag;
     if (sdp === undefined || toTag === undefined) return;
+    // A 2xx retransmission gets the SDP its first copy got, without asking the relay again
+    // (which may have deleted the call since, on a BYE overtaking the retransmissions).
+    const remembered =
+      response.status >= 200 ? media.rememberedAnswer(answerKey(response)) : undefined;
+    if (remembered !== undefined) {
+      response.setBody(remembered);
+      return;
+    }
     const initial = x.toTag === undefined;
     const rewritten = x.hadOffer
       ? await media.answer(relayed.relay, {

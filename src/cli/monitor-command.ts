@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { pino } from "pino";
 import { Monitor, parseMonitorConfig } from "../monitor/index.js";
 import { readConfigFile } from "./proxy-command.js";
+import { stopOnSignals } from "./stop-on-signals.js";
 
 export interface MonitorCommandOptions {
   readonly config: string;
@@ -37,24 +38,7 @@ export async function runMonitorCommand(options: MonitorCommandOptions): Promise
   if (options.json === true) process.stdout.write(`${JSON.stringify(info)}\n`);
   else logger.info(info, "monitor serving");
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, "stopping");
-    monitor.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e }, "stop failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  stopOnSignals(logger, () => monitor.stop(), { secondSignalExits: true });
 }
 
 /** The SIP redirect front's address (`sip:127.0.0.1:5060`, UDP first), when configured. */

@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import { readConfigFile } from "./proxy-command.js";
+import { stopOnSignals } from "./stop-on-signals.js";
 import { RelayKeeper, parseRelaysConfig, type KeptRelay } from "./up/relay-keeper.js";
 
 export interface RelaysCommandOptions {
@@ -18,28 +19,14 @@ export async function runRelaysCommand(options: RelaysCommandOptions): Promise<v
   const logger = pino({ level: options.logLevel ?? "info" }, pino.destination(2));
   const keeper = new RelayKeeper(parseRelaysConfig(readConfigFile(options.config)), { logger });
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "stopping");
-    keeper.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e }, "stop failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  const signals = stopOnSignals(logger, () => keeper.stop());
 
   let relays: KeptRelay[];
   try {
     relays = await keeper.start();
   } catch (e) {
     // A signal during start: stop() exits.
-    if (stopping) return;
+    if (signals.stopping) return;
     logger.error((e as Error).message);
     process.exit(1);
   }
@@ -48,8 +35,8 @@ export async function runRelaysCommand(options: RelaysCommandOptions): Promise<v
   else logger.info(info, "relays serving");
 
   void keeper.failed.then(async (e) => {
-    if (stopping) return;
-    stopping = true;
+    if (signals.stopping) return;
+    signals.stopping = true;
     logger.error(e.message);
     await keeper.stop();
     process.exit(1);

@@ -44,3 +44,12 @@ export {
   type UpstreamConfigInput,
 } from "./upstream-config.js";
 export { UPSTREAM_TRANSPORTS, type UpstreamTransport } from "./proxy-uri.js";
+export type { ForwardStats, GatewayStatus } from "./gateway-status.js";
+export {
+  AUTH_REFUSAL_REASONS,
+  GatewayMetrics,
+  refusalsOf,
+  type AuthRefusalReason,
+  type GatewayRefusalReason,
+} from "./gateway-metrics.js";
+export { GatewayFront, type GatewayFrontOptions, type GatewayStatusBody } from "./gateway-front.js";

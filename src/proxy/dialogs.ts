@@ -23,6 +23,8 @@ export class DialogTracker {
     private readonly safetyTimeoutMs: number,
     /** Told whenever the call count may have moved (the load reporter pushes on a marked change). */
     private readonly onChange: () => void = () => undefined,
+    /** Told the Call-ID of each call that ended (failed, cancelled, hung up or timed out). */
+    private readonly onEnded: (callId: string) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -30,7 +32,11 @@ export class DialogTracker {
     const sweep = () => {
       const cutoff = this.clock.now() - this.safetyTimeoutMs;
       const before = this.#confirmed.size;
-      for (const [id, seen] of this.#confirmed) if (seen <= cutoff) this.#confirmed.delete(id);
+      for (const [id, seen] of this.#confirmed) {
+        if (seen > cutoff) continue;
+        this.#confirmed.delete(id);
+        this.onEnded(callIdOf(id));
+      }
       if (this.#confirmed.size !== before) this.onChange();
       this.#sweep = this.clock.setTimeout(sweep, every);
     };
@@ -78,6 +84,7 @@ export class DialogTracker {
     }
     if (toTag !== undefined)
       this.#confirmed.set(dialogId(callId, fromTag, toTag), this.clock.now());
+    else if (had !== undefined && had <= 1) this.onEnded(callId);
     this.onChange();
   }
 
@@ -85,7 +92,10 @@ export class DialogTracker {
   inDialog(method: string, callId: string, fromTag: string, toTag: string): void {
     const id = dialogId(callId, fromTag, toTag);
     if (method === "BYE") {
-      if (this.#confirmed.delete(id)) this.onChange();
+      if (this.#confirmed.delete(id)) {
+        this.onEnded(callId);
+        this.onChange();
+      }
     } else if (this.#confirmed.has(id)) this.#confirmed.set(id, this.clock.now());
   }
 
@@ -103,4 +113,9 @@ export class DialogTracker {
 /** The same id for requests in either direction: the two tags in a fixed order. */
 function dialogId(callId: string, a: string, b: string): string {
   return a < b ? `${callId}|${a}|${b}` : `${callId}|${b}|${a}`;
+}
+
+/** The Call-ID of a dialogId (tags hold no "|"). */
+function callIdOf(id: string): string {
+  return id.slice(0, id.lastIndexOf("|", id.lastIndexOf("|") - 1));
 }

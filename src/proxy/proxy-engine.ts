@@ -5,11 +5,13 @@ import {
   TimerQueue,
   TransactionLayer,
   TransportLayer,
+  type TransactionLayerTransport,
   silentLogger,
   systemClock,
   type BoundListener,
   type Clock,
   type FlowInfo,
+  type InboundMessage,
   type Logger,
   type NameAddr,
   type SharedTransportHooks,
@@ -25,6 +27,7 @@ import { MediaRelayer } from "./media-relay/media-relayer.js";
 import { RelayPool } from "./media-relay/relay-pool.js";
 import { ProxyCore } from "./proxy-core/proxy-core.js";
 import type { ProxyConfig } from "./proxy-config.js";
+import type { Upstream } from "./proxy-core/upstream.js";
 import { Registrar } from "./registrar/registrar.js";
 import { FlowTokens, Self } from "./self.js";
 
@@ -39,6 +42,18 @@ export interface ProxyEngineDeps {
   readonly workload?: () => number;
   /** One process of several on the same listeners (see ProxyCluster). */
   readonly shared?: SharedEngine;
+  /**
+   * The gateway (src/gateway): no location store or registrar; new registrations and dialogs
+   * go to the proxies this names.
+   */
+  readonly upstream?: Upstream;
+  /**
+   * Sees every inbound message before the transaction layer; false drops it (the gateway's
+   * access rules, which answer refusals themselves).
+   */
+  readonly admit?: (inbound: InboundMessage) => boolean;
+  /** Told the Call-ID of each call that ended. */
+  readonly onCallEnded?: (callId: string) => void;
 }
 
 /** What a process of a proxy run on several cores adds to its engine. */
@@ -148,11 +163,14 @@ export class ProxyEngine {
   async start(): Promise<void> {
     const c = this.#config;
     const credentials = await this.#credentials();
-    this.#store =
-      c.store.kind === "sqlite"
-        ? new SqliteLocationStore(c.store.file)
-        : new RedisLocationStore({ url: c.store.url, prefix: c.store.prefix });
-    await this.#store.start();
+    const upstream = this.#deps.upstream;
+    if (upstream === undefined) {
+      this.#store =
+        c.store.kind === "sqlite"
+          ? new SqliteLocationStore(c.store.file)
+          : new RedisLocationStore({ url: c.store.url, prefix: c.store.prefix });
+      await this.#store.start();
+    }
 
     const shared = this.#deps.shared;
     this.#transport = new TransportLayer(
@@ -164,15 +182,19 @@ export class ProxyEngine {
       },
     );
     await this.#transport.start();
+    const admit = this.#deps.admit;
     this.#transactions = new TransactionLayer({
-      transport: this.#transport,
+      transport: admit === undefined ? this.#transport : admitting(this.#transport, admit),
       timers: c.timers,
       clock: this.#clock,
       logger: this.#log,
     });
     this.#timers = new TimerQueue(this.#clock);
-    this.#dialogs = new DialogTracker(this.#clock, c.dialogSafetyTimeoutMs, () =>
-      this.#deps.onCallsChanged?.(),
+    this.#dialogs = new DialogTracker(
+      this.#clock,
+      c.dialogSafetyTimeoutMs,
+      () => this.#deps.onCallsChanged?.(),
+      (callId) => this.#deps.onCallEnded?.(callId),
     );
 
     const listeners = this.#transport.boundListeners;
@@ -200,16 +222,19 @@ export class ProxyEngine {
             ...c.auth,
             ...(shared === undefined ? {} : { nonceSecret: shared.nonceSecret }),
           });
-    const registrar = new Registrar({
-      store: this.#store,
-      proxyId: c.id,
-      ...c.registrar,
-      log: this.#log,
-      now,
-      pathFor: (flow, contacts) => this.#pathFor(self, flow, contacts),
-      servesDomain: (host) => self.servesDomain(host),
-      trustsPath: (flow) => fleet.isMemberAddress(flow.remote.address),
-    });
+    const registrar =
+      this.#store === undefined
+        ? undefined
+        : new Registrar({
+            store: this.#store,
+            proxyId: c.id,
+            ...c.registrar,
+            log: this.#log,
+            now,
+            pathFor: (flow, contacts) => this.#pathFor(self, flow, contacts),
+            servesDomain: (host) => self.servesDomain(host),
+            trustsPath: (flow) => fleet.isMemberAddress(flow.remote.address),
+          });
     const m = c.media;
     this.#media =
       m.relay === "never"
@@ -249,6 +274,13 @@ export class ProxyEngine {
       workload: () => this.#deps.workload?.() ?? 0,
       branchTag: shared?.branchTag ?? "",
       media: this.#media,
+      ...(upstream === undefined
+        ? {}
+        : {
+            upstream,
+            pathFor: (flow: FlowInfo, contacts: readonly NameAddr[]) =>
+              this.#pathFor(self, flow, contacts),
+          }),
     });
     this.#core = core;
     this.#transactions.on("request", (tx) => void core.onRequest(tx));
@@ -302,4 +334,34 @@ export class ProxyEngine {
       return self.routeUri(flow.protocol, flow.remote.address, flowId, false);
     return self.routeUri(fleetSide.protocol, fleetSide.address, flowId, false);
   }
+}
+
+/**
+ * The transport as the transaction layer sees it, with inbound messages `admit` refuses
+ * taken out before they make a transaction.
+ */
+function admitting(
+  transport: TransportLayer,
+  admit: (inbound: InboundMessage) => boolean,
+): TransactionLayerTransport {
+  const wrapped = new Map<(m: InboundMessage) => void, (m: InboundMessage) => void>();
+  return {
+    send: (message, target, options) => transport.send(message, target, options),
+    resend: (bytes, flow) => transport.resend(bytes, flow),
+    sendResponse: (response, flow) => transport.sendResponse(response, flow),
+    sendResponseNow: (response, flow) => transport.sendResponseNow(response, flow),
+    on(event, listener) {
+      const filtered = (m: InboundMessage) => {
+        if (admit(m)) listener(m);
+      };
+      wrapped.set(listener, filtered);
+      return transport.on(event, filtered);
+    },
+    off(event, listener) {
+      const filtered = wrapped.get(listener);
+      if (filtered === undefined) return transport;
+      wrapped.delete(listener);
+      return transport.off(event, filtered);
+    },
+  };
 }

@@ -13,6 +13,7 @@ import {
   type InboundMessage,
   InviteServerTransaction,
   type Logger,
+  type NameAddr,
   type SendTarget,
   type ServerTransaction,
   type SipRequest,
@@ -43,14 +44,16 @@ import { aorOf, type Registrar } from "../registrar/registrar.js";
 import { contactNeedsFlow } from "../nat.js";
 import { protocolOfUri, type Self } from "../self.js";
 import { ResponseContext } from "./response-context.js";
+import type { Upstream, UpstreamHop, UpstreamKind } from "./upstream.js";
 
 export interface ProxyCoreOptions {
   readonly self: Self;
   readonly fleet: Fleet;
   readonly transport: TransportLayer;
   readonly transactions: TransactionLayer;
-  readonly store: LocationStore;
-  readonly registrar: Registrar;
+  /** The location store and registrar; undefined for the gateway (upstream instead). */
+  readonly store: LocationStore | undefined;
+  readonly registrar: Registrar | undefined;
   /** Undefined when authentication is off. */
   readonly auth: AuthGuard | undefined;
   readonly dialogs: DialogTracker;
@@ -70,6 +73,13 @@ export interface ProxyCoreOptions {
   readonly branchTag: string;
   /** The media relay; undefined when the proxy never relays media. */
   readonly media: MediaRelayer | undefined;
+  /**
+   * The gateway: new registrations and dialogs of clients go to the proxies it names (with
+   * serial retry) instead of the location store's targets.
+   */
+  readonly upstream?: Upstream;
+  /** The gateway's Path entry for a client's REGISTER (with its flow's token when needed). */
+  readonly pathFor?: (flow: FlowInfo, contacts: readonly NameAddr[]) => string | undefined;
 }
 
 /** Our Record-Route URI parameters that pin a dialog to its media relay. */
@@ -90,6 +100,8 @@ const NOT_A_HOP = new DestinationPolicy([
 ]);
 /** Retry-After for 503 while draining. */
 const DRAIN_RETRY_AFTER_S = 30;
+/** Retry-After for the gateway's 503 when no proxy is available. */
+const NO_PROXY_RETRY_AFTER_S = 5;
 
 /** Where a forwarded request goes: the new Request-URI, Routes to add, the next hop. */
 interface Target {
@@ -100,6 +112,14 @@ interface Target {
   readonly branch?: string;
   /** The call's media goes through a relay on this branch. */
   readonly relayed?: RelayedBranch;
+}
+
+/** A request the gateway places upstream: the proxies to try, one after another. */
+interface Serial {
+  readonly upstream: Upstream;
+  readonly hops: readonly UpstreamHop[];
+  readonly kind: UpstreamKind;
+  readonly key: string;
 }
 
 /** How a forwarded request's media goes through the relay, and what its responses need. */
@@ -258,13 +278,17 @@ export class ProxyCore {
       const host = request.uri instanceof SipUri ? request.uri.hostname : "";
       if (o.self.servesDomain(host) || this.#forUs(request)) {
         if (draining) return this.#draining(request);
-        const user = await this.#authenticate(
-          tx,
-          request,
-          host === "" ? o.self.defaultDomain : this.#realmOf(host),
-        );
+        // A fleet member (the gateway) authenticated its clients already.
+        const user = o.fleet.isMemberAddress(tx.flow.remote.address)
+          ? undefined
+          : await this.#authenticate(
+              tx,
+              request,
+              host === "" ? o.self.defaultDomain : this.#realmOf(host),
+            );
         if (user === null) return undefined;
-        return o.registrar.handle(request, tx.flow, user);
+        if (o.upstream !== undefined) return this.#registerUpstream(tx, request, user, reply);
+        return o.registrar!.handle(request, tx.flow, user);
       }
     }
     if (draining && request.method === "INVITE" && !inDialog) return this.#draining(request);
@@ -312,18 +336,29 @@ export class ProxyCore {
       if (!fromFleet && !this.#relayable(uri)) return reply(403, "Relaying Denied");
       return this.#forward(tx, request, [await this.#directTarget(request, undefined)]);
     }
+    let user: string | undefined;
     if (!fromFleet && CHALLENGED.has(request.method)) {
-      const user = await this.#authenticate(tx, request, this.#realmOf(uri.hostname));
-      if (user === null) return undefined;
+      const authenticated = await this.#authenticate(tx, request, this.#realmOf(uri.hostname));
+      if (authenticated === null) return undefined;
+      user = authenticated;
       // The caller is who it says: From names the authenticated user.
       const from = request.from.uri;
       if (user !== undefined && (!(from instanceof SipUri) || from.unescapedUser !== user)) {
         return reply(403, "From Is Not You");
       }
     }
+    if (o.upstream !== undefined) {
+      // Requests for our clients come from proxies by our Path, with a flow token.
+      if (fromFleet) return reply(404);
+      if (user !== undefined && isInitialInvite(request)) {
+        const refusal = o.upstream.admitCall(request, user);
+        if (refusal !== undefined) return refusal;
+      }
+      return this.#forwardUpstream(tx, request, "dialog", request.callId, user);
+    }
     const aor = aorOf(uri);
     if (aor === undefined) return reply(404);
-    const bindings = await o.store.lookup(aor, o.now());
+    const bindings = await o.store!.lookup(aor, o.now());
     if (bindings.length === 0) {
       const known = o.auth?.knows(uri.unescapedUser ?? "", this.#realmOf(uri.hostname)) ?? false;
       return known ? reply(480) : reply(404);
@@ -359,7 +394,60 @@ export class ProxyCore {
 
   // ---- §16.6 forwarding ---------------------------------------------------------------------
 
-  #forward(tx: ServerTransaction, request: SipRequest, targets: Target[]): undefined {
+  /**
+   * The gateway's REGISTER: the client registers only its own AOR, through us (our Path
+   * names its flow) at the proxy the upstream names.
+   */
+  async #registerUpstream(
+    tx: ServerTransaction,
+    request: SipRequest,
+    user: string | undefined,
+    reply: (status: number, reason?: string) => SipResponse,
+  ): Promise<SipResponse | undefined> {
+    const to = request.to.uri;
+    const aor = aorOf(to);
+    if (aor === undefined) return reply(400, "To Is Not a SIP AOR");
+    if (user !== undefined && (to as SipUri).unescapedUser !== user)
+      return reply(403, "Not Your AOR");
+    const path = this.o.pathFor?.(tx.flow, request.contacts);
+    if (path !== undefined) request.prependHeader("Path", path);
+    return this.#forwardUpstream(tx, request, "register", aor, user);
+  }
+
+  /** A new registration or dialog to the upstream's proxies, the next on timeout or 503. */
+  async #forwardUpstream(
+    tx: ServerTransaction,
+    request: SipRequest,
+    kind: UpstreamKind,
+    key: string,
+    user: string | undefined,
+  ): Promise<SipResponse | undefined> {
+    const upstream = this.o.upstream!;
+    const hops = await upstream.candidates(kind, key, request.method);
+    if (hops.length === 0) {
+      upstream.exhausted();
+      const r = createResponse(request, 503, { toTag: this.#tag(), reason: "No Proxy Available" });
+      r.appendHeader("Retry-After", String(NO_PROXY_RETRY_AFTER_S));
+      return r;
+    }
+    // Our credentials are consumed here (RFC 3261 §22.3): the proxies never see them.
+    request.removeHeader("Authorization");
+    request.removeHeader("Proxy-Authorization");
+    if (user !== undefined && isInitialInvite(request)) upstream.callStarted(user, request.callId);
+    return this.#forward(tx, request, [hopTarget(request, hops[0]!)], {
+      upstream,
+      hops,
+      kind,
+      key,
+    });
+  }
+
+  #forward(
+    tx: ServerTransaction,
+    request: SipRequest,
+    targets: Target[],
+    serial?: Serial,
+  ): undefined {
     const o = this.o;
     // The context outlives the request (2xx from forks come for 64*T1): its callbacks hold
     // only what they need, not the message.
@@ -387,7 +475,24 @@ export class ProxyCore {
         }
       },
       on2xx: () => undefined,
+      ...(serial === undefined
+        ? {}
+        : {
+            firstResponseMs: serial.upstream.attemptTimeoutMs,
+            retry: (status: number) => {
+              serial.upstream.failed(serial.hops[attempt]!, status);
+              attempt++;
+              const hop = serial.hops[attempt];
+              if (hop === undefined) {
+                serial.upstream.exhausted();
+                return false;
+              }
+              send(hopTarget(request, hop), hop);
+              return true;
+            },
+          }),
     });
+    let attempt = 0;
     this.#contexts.set(tx, ctx);
     if (request.method === "INVITE") {
       // 100 Trying comes from the server transaction if no provisional is back in 200 ms.
@@ -401,7 +506,7 @@ export class ProxyCore {
       toTag: request.to.tag,
       hadOffer: sdpOf(request) !== undefined,
     };
-    for (const target of targets) {
+    const send = (target: Target, hop: UpstreamHop | undefined) => {
       const copy = request.clone();
       copy.uri = target.uri;
       for (let i = target.routes.length - 1; i >= 0; i--)
@@ -416,12 +521,25 @@ export class ProxyCore {
       const branch = target.branch ?? `z9hG4bK-${loop}-${o.branchTag}${randomToken(9)}`;
       // Responses of a relayed branch wait for the relay's rewrite, in the order they came.
       let chain = Promise.resolve();
+      // The upstream hears a branch's first final only (2xx retransmissions come here too).
+      let told = false;
+      const answered =
+        hop === undefined
+          ? undefined
+          : (response: SipResponse) => {
+              if (told || response.status < 200 || response.status === 503) return;
+              told = true;
+              serial!.upstream.answered(hop, serial!.kind, serial!.key, response);
+            };
       const client: ClientTransaction = o.transactions.sendRequest(copy, target.hop, {
         branch,
         finalPromise: false,
         onResponse:
           relayed === undefined
-            ? (response) => ctx.response(client, response)
+            ? (response) => {
+                answered?.(response);
+                ctx.response(client, response);
+              }
             : (response) => {
                 chain = chain
                   .then(() => this.#relayResponse(relayed, exchange, branch, response))
@@ -433,7 +551,8 @@ export class ProxyCore {
         onFailure: (status) => ctx.failed(client, status),
       });
       ctx.add(client);
-    }
+    };
+    for (const target of targets) send(target, serial?.hops[0]);
     return undefined;
   }
 
@@ -852,6 +971,11 @@ export class ProxyCore {
   #tag(): string {
     return `px${(this.#counter++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   }
+}
+
+/** The gateway's forward to one proxy: the request as it stands, sent to that proxy. */
+function hopTarget(request: SipRequest, hop: UpstreamHop): Target {
+  return { uri: request.uri, routes: [], hop: hop.target };
 }
 
 function viaDefaultPort(via: Via): number {

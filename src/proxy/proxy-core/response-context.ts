@@ -18,7 +18,12 @@ interface Branch {
   /** Synthesized outcome when no response came: 408 (timeout), 503 (transport). */
   failed: number | undefined;
   provisional: boolean;
+  /** Any response came (a 100 too). */
+  heard: boolean;
+  /** Given up for the next branch (serial retry): ignored when choosing. */
+  superseded: boolean;
   timerC: Timer | undefined;
+  silence: Timer | undefined;
 }
 
 export interface ResponseContextOptions {
@@ -32,6 +37,17 @@ export interface ResponseContextOptions {
   readonly onFinal: (response: SipResponse) => void;
   /** Called for each 2xx forwarded upstream (a fork may send several). */
   readonly on2xx: (response: SipResponse) => void;
+  /**
+   * Serial retry (the gateway): a branch that timed out (408), failed in transport (503) or
+   * answered 503 before any provisional is offered here; returning true means the caller
+   * add()ed the next branch, and the failed one takes no part in choosing the best response.
+   */
+  readonly retry?: (status: number) => boolean;
+  /**
+   * A branch that has no response at all after this long counts as timed out (408), so that
+   * a retry does not wait for Timer B or F; undefined: the transaction's own timers decide.
+   */
+  readonly firstResponseMs?: number;
 }
 
 /** Responses a 4xx best choice prefers: they tell the client how to retry (§16.7 step 6). */
@@ -74,10 +90,19 @@ export class ResponseContext {
       final: undefined,
       failed: undefined,
       provisional: false,
+      heard: false,
+      superseded: false,
       timerC: undefined,
+      silence: undefined,
     };
     this.#branches.push(branch);
     if (this.#invite) this.#armTimerC(branch);
+    const silenceMs = this.options.firstResponseMs;
+    if (silenceMs !== undefined) {
+      branch.silence = this.options.timers.schedule(silenceMs, () => {
+        if (!branch.heard && !this.#closed) this.#branchFailed(branch, 408);
+      });
+    }
   }
 
   /** A branch got no final response: 408 (timeout) or 503 (transport failure). */
@@ -91,6 +116,15 @@ export class ResponseContext {
     const branch = this.#branches.find((b) => b.tx === tx);
     if (branch === undefined) return;
     const status = response.status;
+    branch.heard = true;
+    branch.silence?.cancel();
+    // A branch given up for the next keeps only its 2xx (a call that connected after all).
+    if (branch.superseded && status >= 200 && status < 300) {
+      this.#forward(response);
+      this.options.on2xx(response);
+      return;
+    }
+    if (branch.superseded) return;
     if (status < 200) {
       branch.provisional = true;
       if (this.#invite) this.#armTimerC(branch);
@@ -111,6 +145,7 @@ export class ResponseContext {
     }
     if (branch.finished) return;
     branch.finished = true;
+    if (status === 503 && this.#retried(branch, 503)) return;
     branch.final = response;
     if (this.#invite && status >= 600) this.cancelOthers(branch, undefined);
     this.#maybeFinish();
@@ -120,7 +155,7 @@ export class ResponseContext {
   cancelOthers(except: Branch | undefined, reason: string | undefined): void {
     if (!this.#invite) return;
     for (const b of this.#branches) {
-      if (b === except || b.finished || b.failed !== undefined) continue;
+      if (b === except || b.finished || b.failed !== undefined || b.superseded) continue;
       (b.tx as InviteClientTransaction).cancel(reason);
     }
   }
@@ -133,7 +168,10 @@ export class ResponseContext {
   /** Stops Timer C everywhere (the proxy is stopping). */
   close(): void {
     this.#closed = true;
-    for (const b of this.#branches) b.timerC?.cancel();
+    for (const b of this.#branches) {
+      b.timerC?.cancel();
+      b.silence?.cancel();
+    }
   }
 
   #armTimerC(branch: Branch): void {
@@ -149,25 +187,36 @@ export class ResponseContext {
 
   #branchFailed(branch: Branch, status: number): void {
     branch.timerC?.cancel();
+    branch.silence?.cancel();
     if (branch.finished || branch.failed !== undefined || this.#closed) return;
     branch.failed = status;
+    if (this.#retried(branch, status)) return;
     this.#maybeFinish();
+  }
+
+  /** Offers a failed branch for serial retry; true when the next branch took its place. */
+  #retried(branch: Branch, status: number): boolean {
+    if (this.#done || this.#sent2xx || branch.provisional || this.options.retry === undefined)
+      return false;
+    if (!this.options.retry(status)) return false;
+    branch.superseded = true;
+    branch.final = undefined;
+    return true;
   }
 
   /** When every branch has an outcome and no 2xx went up: send the best (§16.7 step 6). */
   #maybeFinish(): void {
     if (this.#done || this.#sent2xx) return;
-    if (!this.#branches.every((b) => b.finished || b.failed !== undefined)) return;
+    if (!this.#branches.every((b) => b.finished || b.failed !== undefined || b.superseded)) return;
     const request = this.#request!;
-    const finals = this.#branches
-      .map((b) => b.final)
-      .filter((r): r is SipResponse => r !== undefined);
+    const live = this.#branches.filter((b) => !b.superseded);
+    const finals = live.map((b) => b.final).filter((r): r is SipResponse => r !== undefined);
     const best = chooseBest(finals);
     let response: SipResponse;
     if (best === undefined) {
       // Only timeouts and transport failures: a timeout is a 408 (§16.7 step 6), a
       // transport failure a 503 that we must not pass on as such.
-      const timedOut = this.#branches.some((b) => b.failed === 408);
+      const timedOut = live.some((b) => b.failed === 408);
       response = createResponse(request, timedOut ? 408 : 500, { toTag: proxyTag() });
     } else if (best.status === 503) {
       // "If the proxy ... selected a 503 ... it MUST generate a 500 ... instead."

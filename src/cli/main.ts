@@ -9,6 +9,7 @@ import {
   type CallCommandOptions,
   type PhoneOptions,
 } from "./phone-command.js";
+import { runGatewayCommand } from "./gateway-command.js";
 import { runProxyCommand } from "./proxy-command.js";
 import { runRelaysCommand } from "./relays-command.js";
 import { formatBuildStatus } from "./status.js";
@@ -63,6 +64,23 @@ program
       await runProxyCommand(options);
     } catch (e) {
       console.error(`sipsteer proxy: ${(e as Error).message}`);
+      process.exit(2);
+    }
+  });
+
+program
+  .command("gateway")
+  .description(
+    "run the access gateway that admits clients and forwards them to the least-loaded proxy",
+  )
+  .requiredOption("-c, --config <file>", "gateway configuration (YAML or JSON)")
+  .option("--json", "print one JSON line with the bound addresses when serving")
+  .option("--log-level <level>", "pino log level (logs go to stderr)", "info")
+  .action(async (options: { config: string; json?: boolean; logLevel?: string }) => {
+    try {
+      await runGatewayCommand(options);
+    } catch (e) {
+      console.error(`sipsteer gateway: ${(e as Error).message}`);
       process.exit(2);
     }
   });

@@ -125,6 +125,16 @@ export class GatewayMetrics {
           this.inc({ proxy }, n);
       },
     });
+    new Counter({
+      name: name("calls_total"),
+      help: "Calls (initial INVITEs) answered 2xx, per proxy that carried them",
+      labelNames: ["proxy"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [proxy, n] of Object.entries(s().forwarded.callsByProxy)) this.inc({ proxy }, n);
+      },
+    });
     new Gauge({
       name: name("monitor_up"),
       help: "1 when the monitor answered its last query",

@@ -9,10 +9,12 @@ export interface ForwardStats {
   /** New dialogs (initial INVITEs) and other out-of-dialog requests sent to a proxy. */
   readonly dialogs: number;
   readonly other: number;
-  /** Attempts that moved on to the next proxy (it timed out or answered 503). */
+  /** Attempts at a proxy that timed out or answered 503 (the next was tried, if one was left). */
   readonly retries: number;
   /** Requests answered 503 because no proxy was left to try. */
   readonly noProxy: number;
+  /** Calls (initial INVITEs) answered 2xx, by the proxy that carried them. */
+  readonly callsByProxy: Readonly<Record<string, number>>;
 }
 
 /**

@@ -53,3 +53,12 @@ export {
   type GatewayRefusalReason,
 } from "./gateway-metrics.js";
 export { GatewayFront, type GatewayFrontOptions, type GatewayStatusBody } from "./gateway-front.js";
+export { Gateway, type GatewayDeps } from "./gateway.js";
+export {
+  DEFAULT_ATTEMPT_TIMEOUT_MS,
+  DEFAULT_GATEWAY_HTTP_PORT,
+  gatewayConfigSchema,
+  parseGatewayConfig,
+  type GatewayConfig,
+  type GatewayConfigInput,
+} from "./gateway-config.js";

@@ -23,6 +23,8 @@ export interface SippOptions {
   /** The peer for a UAC scenario ("127.0.0.1:5060"); none for a UAS. */
   readonly remote?: string;
   readonly localPort: number;
+  /** The address SIPp binds and writes in its messages; 127.0.0.1 by default. */
+  readonly localIp?: string;
   /** Calls to make (UAC) or to take (UAS) before exiting. */
   readonly calls: number;
   readonly rate?: number;
@@ -86,7 +88,7 @@ export function startSipp(options: SippOptions): SippRun {
     "-t",
     options.transport,
     "-i",
-    "127.0.0.1",
+    options.localIp ?? "127.0.0.1",
     "-p",
     String(options.localPort),
     "-m",

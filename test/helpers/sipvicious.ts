@@ -14,8 +14,8 @@ export interface SipviciousRun {
 }
 
 /**
- * Runs one sipvicious tool against `127.0.0.1:port` only (never anywhere else), bound to
- * 127.0.0.1 on a free port, with HOME in a temporary folder (its session files go there).
+ * Runs one sipvicious tool against `host:port` (a loopback address, never anywhere else:
+ * 127.0.0.1 by default), bound to 127.0.0.1 on a free port, with HOME in a temporary folder (its session files go there).
  * Killed after `timeoutMs`.
  */
 export function runSipvicious(
@@ -23,9 +23,11 @@ export function runSipvicious(
   port: number,
   extraArgs: readonly string[] = [],
   timeoutMs = 20_000,
+  host = "127.0.0.1",
 ): SipviciousRun {
+  if (!host.startsWith("127.")) throw new Error(`sipvicious aimed at ${host}: loopback only`);
   const home = mkdtempSync(join(tmpdir(), "sipsteer-sipvicious-"));
-  const args = ["127.0.0.1", "-p", String(port), "-b", "127.0.0.1", "-P", "0", ...extraArgs];
+  const args = [host, "-p", String(port), "-b", "127.0.0.1", "-P", "0", ...extraArgs];
   const child = spawn(tool, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, HOME: home },

@@ -44,3 +44,8 @@ export {
   type UpstreamConfigInput,
 } from "./upstream-config.js";
 export { UPSTREAM_TRANSPORTS, type UpstreamTransport } from "./proxy-uri.js";
+export {
+  DEFAULT_DNS_MONITOR_PORT,
+  readMonitorTarget,
+  type MonitorTarget,
+} from "./monitor-target.js";

@@ -15,7 +15,7 @@ export {
   type DiscoveryOptions,
   type DiscoveryResult,
 } from "./discovery.js";
-export { DnsExchange, resolveOverDns, type DnsServer } from "./dns-resolver.js";
+export { resolveOverDns, type DnsServer } from "./dns-resolver.js";
 export {
   CallEndedError,
   CallStateError,

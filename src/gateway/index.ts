@@ -62,3 +62,8 @@ export {
   type GatewayConfig,
   type GatewayConfigInput,
 } from "./gateway-config.js";
+export {
+  DEFAULT_DNS_MONITOR_PORT,
+  readMonitorTarget,
+  type MonitorTarget,
+} from "./monitor-target.js";

@@ -1,14 +1,23 @@
 import { setMaxListeners } from "node:events";
+import { isIP } from "node:net";
 import { z } from "zod";
 import {
+  DNS_RCODE_SERVFAIL,
+  DnsQueryError,
+  lookupSrv,
+  rcodeName,
   silentLogger,
+  srvName,
   systemClock,
   type Clock,
   type ClockTimer,
+  type DnsServer,
   type Logger,
   type SendTarget,
+  type SrvLookup,
 } from "../sip/index.js";
 import { HttpGetError, httpGet } from "./http-get.js";
+import { readMonitorTarget, type MonitorTarget } from "./monitor-target.js";
 import { readProxyUri, type UpstreamTransport } from "./proxy-uri.js";
 import { parseUpstreamConfig, type UpstreamConfig } from "./upstream-config.js";
 
@@ -37,9 +46,16 @@ export type ChoiceKind = "register" | "dialog";
 
 /** One proxy to try, in the order given. */
 export interface ProxyChoice {
-  /** The proxy's id (the monitor's `proxy`; for a fallback URI given alone, the URI). */
+  /**
+   * The proxy's id: the monitor's `proxy` (over DNS, the first label of an SRV target
+   * `<id>.<zone>`, lower case as DNS names go); for a fallback URI given alone, or an SRV target
+   * outside the zone, the URI.
+   */
   readonly id: string;
-  /** Its SIP URI, as the monitor (or the fallback list) gave it. */
+  /**
+   * Its SIP URI, as the monitor (or the fallback list) gave it; over DNS, made of the SRV
+   * record's port and its target's first address (`sip:127.0.0.11:5060;transport=tcp`).
+   */
   readonly uri: string;
   /** Where to send: its address, port and transport. */
   readonly target: SendTarget;
@@ -57,13 +73,17 @@ export interface ProxyChooserOptions {
 
 /** One monitor as stats() shows it. */
 export interface MonitorQueryStats {
+  /** The monitor as configured: `http://…` or `dns:HOST:PORT/ZONE`. */
   readonly url: string;
-  /** Whether its last query was answered (a 503 is an answer). */
+  /** Whether its last query was answered (a 503 or SERVFAIL is an answer). */
   readonly up: boolean;
   readonly queries: number;
-  /** No answer in time, no connection, a status other than 200 and 503, a malformed body. */
+  /**
+   * No answer in time, no connection (or ICMP unreachable), a status other than 200 and 503 or
+   * an rcode other than NOERROR and SERVFAIL, a malformed body or no usable SRV target.
+   */
   readonly failures: number;
-  /** 503: it knew no eligible proxy. */
+  /** 503 (HTTP) or SERVFAIL (DNS): it knew no eligible proxy. */
   readonly noProxy: number;
 }
 
@@ -88,9 +108,19 @@ export interface ProxyChooserStats {
   readonly monitors: readonly MonitorQueryStats[];
 }
 
+/** How one monitor is asked: its select URL, or its DNS front and the SRV name. */
+type MonitorQuery =
+  | { readonly kind: "http"; readonly select: URL }
+  | {
+      readonly kind: "dns";
+      readonly server: DnsServer;
+      readonly name: string;
+      readonly zone: string;
+    };
+
 interface MonitorState {
   readonly url: string;
-  readonly select: URL;
+  readonly query: MonitorQuery;
   /** Its last query failed: it is asked after the others until retryAt, one query at a time. */
   down: boolean;
   retryAt: number;
@@ -109,18 +139,30 @@ interface Pin {
 type Asked = readonly ProxyChoice[] | "none" | undefined;
 
 /**
+ * One query's outcome before the bookkeeping: proxies (and URIs left out), none eligible (and
+ * how it said so), a failure (why), or stopped.
+ */
+type Heard =
+  | { readonly choices: ProxyChoice[]; readonly skipped: readonly string[] }
+  | { readonly none: string }
+  | { readonly failure: string }
+  | "aborted";
+
+/**
  * Where the gateway forwards each new registration and each new dialog (issue 9): the proxies
- * to try, in order, from the load monitor's `GET /v1/select` (DESIGN.md "Client query"),
- * socket-free apart from those HTTP queries. The gateway core asks `candidatesFor()`, tries
- * the list in order, and says what happened: `pin()` when a REGISTER succeeded at a proxy,
- * `unpin()` on de-registration, `failed()` when a proxy timed out or answered 503.
+ * to try, in order, from the load monitor's `GET /v1/select` or its DNS front's SRV records
+ * (DESIGN.md "Client query"), socket-free apart from those queries. The gateway core asks
+ * `candidatesFor()`, tries the list in order, and says what happened: `pin()` when a REGISTER
+ * succeeded at a proxy, `unpin()` on de-registration, `failed()` when a proxy timed out or
+ * answered 503.
  *
  * - A registration stays with its proxy until that proxy fails: its pinned proxy comes first,
  *   then the monitor's ranking. A failed proxy loses its pins (each registration moves at its
  *   next refresh) and is held off new work for `holdOffMs`, whatever the monitor says.
- * - Monitors (replicas) are asked in order, each for at most `selectTimeoutMs`; one that fails
- *   is asked after the others until `holdOffMs` has passed, one query at a time, so that a
- *   dead monitor does not cost every request its timeout. A 503 (none eligible) is an answer:
+ * - Monitors (replicas, `http://` and `dns:` mixed as configured) are asked in order, each for
+ *   at most `selectTimeoutMs`; one that fails is asked after the others until `holdOffMs` has
+ *   passed, one query at a time, so that a dead monitor does not cost every request its
+ *   timeout. A 503 or a SERVFAIL (none eligible, as the monitor's fronts say it) is an answer:
  *   the next monitor is asked, and if none names a proxy the list is empty. Only when no
  *   monitor answers at all is the `fallback` list used (minus held-off proxies).
  * - Pins are bounded (`maxPins`, the least recently pinned dropped) and expire when not
@@ -159,12 +201,12 @@ export class ProxyChooser {
     setMaxListeners(Infinity, this.#abort.signal);
     const transport = this.config.transport;
     this.#monitors = this.config.monitors.map((url) => {
-      const base = new URL(url);
-      const select = new URL(`${base.pathname.replace(/\/$/, "")}/v1/select`, base);
-      select.searchParams.set("transport", transport);
+      const read = readMonitorTarget(url);
+      // The config's schema has read every monitor already.
+      if ("problem" in read) throw new Error(`monitor ${url}: ${read.problem}`);
       return {
         url,
-        select,
+        query: monitorQuery(url, read.target, transport),
         down: false,
         retryAt: 0,
         probing: false,
@@ -366,35 +408,83 @@ export class ProxyChooser {
     m.queries++;
     this.#monitorQueries++;
     try {
-      const response = await httpGet(m.select, {
+      const heard =
+        m.query.kind === "http"
+          ? await this.#selectOverHttp(m.query.select)
+          : await this.#lookupOverDns(m.query);
+      if (heard === "aborted") return undefined;
+      if ("failure" in heard) return this.#monitorFailed(m, heard.failure);
+      if ("none" in heard) {
+        m.noProxy++;
+        this.#answered(m);
+        this.#log.debug(
+          { monitor: m.url, kind, key },
+          `monitor: no eligible proxy (${heard.none})`,
+        );
+        return "none";
+      }
+      if (heard.skipped.length > 0) {
+        this.#log.debug({ monitor: m.url, skipped: heard.skipped }, "monitor: unusable proxy URIs");
+      }
+      this.#answered(m);
+      for (const choice of heard.choices) this.#remember(choice);
+      return heard.choices;
+    } finally {
+      if (probe) m.probing = false;
+    }
+  }
+
+  /** `GET /v1/select`: 200 with a ranking, 503 for none eligible, anything else a failure. */
+  async #selectOverHttp(select: URL): Promise<Heard> {
+    try {
+      const response = await httpGet(select, {
         timeoutMs: this.config.selectTimeoutMs,
         clock: this.#clock,
         maxBytes: MAX_ANSWER_BYTES,
         signal: this.#abort.signal,
       });
-      if (response.status === 503) {
-        m.noProxy++;
-        this.#answered(m);
-        this.#log.debug({ monitor: m.url, kind, key }, "monitor: no eligible proxy (503)");
-        return "none";
-      }
+      if (response.status === 503) return { none: "503" };
       if (response.status !== 200) {
-        return this.#monitorFailed(m, `GET /v1/select answered ${response.status}`);
+        return { failure: `GET /v1/select answered ${response.status}` };
       }
       const read = this.#readAnswer(response.body);
-      if (typeof read === "string") return this.#monitorFailed(m, read);
-      if (read.skipped.length > 0) {
-        this.#log.debug({ monitor: m.url, skipped: read.skipped }, "monitor: unusable proxy URIs");
-      }
-      this.#answered(m);
-      for (const choice of read.choices) this.#remember(choice);
-      return read.choices;
+      return typeof read === "string" ? { failure: read } : read;
     } catch (e) {
       if (!(e instanceof HttpGetError)) throw e;
-      if (e.reason === "aborted") return undefined;
-      return this.#monitorFailed(m, e.message);
+      return e.reason === "aborted" ? "aborted" : { failure: e.message };
+    }
+  }
+
+  /**
+   * The SRV records of `_sip._udp.<zone>` (or `_sip._tcp`) at the monitor's DNS front, over UDP
+   * (TCP when truncated), the whole lookup bounded by selectTimeoutMs on the clock.
+   */
+  async #lookupOverDns(query: Extract<MonitorQuery, { kind: "dns" }>): Promise<Heard> {
+    const stopping = this.#abort.signal;
+    if (stopping.aborted) return "aborted";
+    const abort = new AbortController();
+    const onStop = (): void => abort.abort();
+    stopping.addEventListener("abort", onStop, { once: true });
+    let timedOut = false;
+    const timer = this.#clock.setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.config.selectTimeoutMs);
+    try {
+      const found = await lookupSrv({
+        server: query.server,
+        name: query.name,
+        signal: abort.signal,
+      });
+      return this.#readSrv(found, query.zone);
+    } catch (e) {
+      if (!(e instanceof DnsQueryError)) throw e;
+      if (e.reason !== "aborted") return { failure: e.message };
+      if (!timedOut) return "aborted";
+      return { failure: `SRV ${query.name}: no answer in ${this.config.selectTimeoutMs} ms` };
     } finally {
-      if (probe) m.probing = false;
+      this.#clock.clearTimeout(timer);
+      stopping.removeEventListener("abort", onStop);
     }
   }
 
@@ -421,6 +511,46 @@ export class ProxyChooser {
     }
     if (choices.length === 0) {
       return `malformed select answer: no usable proxy URI (${skipped.join(", ")})`;
+    }
+    return { choices, skipped };
+  }
+
+  /**
+   * An SRV answer as the ranking a select gives. The DNS front lists the selector's choice
+   * alone at the first priority, then the other eligible proxies by rank at the second, with
+   * weights for clients that spread their failover (RFC 2782). The gateway keeps the listed
+   * order within a priority instead of drawing by weight, so that an http:// and a dns:
+   * monitor give it the same list: it fails over per request and holds a failed proxy off,
+   * and the next query's first choice already moves with the monitor's correction.
+   */
+  #readSrv(found: SrvLookup, zone: string): Heard {
+    if (found.rcode === DNS_RCODE_SERVFAIL) return { none: "SERVFAIL" };
+    if (found.rcode !== 0) return { failure: `${rcodeName(found.rcode)} for ${found.name} SRV` };
+    const transport = this.config.transport;
+    const suffix = `.${zone}`;
+    // Array.prototype.sort is stable: equal priorities keep the answer's order.
+    const records = [...found.targets].sort((a, b) => a.priority - b.priority);
+    const choices: ProxyChoice[] = [];
+    const skipped: string[] = [];
+    for (const record of records) {
+      const address = record.addresses[0];
+      if (address === undefined) {
+        skipped.push(`${record.target} (no address)`);
+        continue;
+      }
+      const host = isIP(address) === 6 ? `[${address}]` : address;
+      const uri = `sip:${host}:${record.port}${transport === "tcp" ? ";transport=tcp" : ""}`;
+      // The front names a proxy `<id>.<zone>`; another target is known by its URI only.
+      const name = record.target.toLowerCase().replace(/\.$/, "");
+      const label = name.endsWith(suffix) ? name.slice(0, -suffix.length) : "";
+      const id = label !== "" && !label.includes(".") ? label : uri;
+      const choice = choiceOf(id, uri, transport, "monitor");
+      if (choice === undefined) skipped.push(uri);
+      else if (!choices.some((c) => c.id === choice.id)) choices.push(choice);
+    }
+    if (choices.length === 0) {
+      const why = skipped.length > 0 ? ` (${skipped.join(", ")})` : "";
+      return { failure: `no usable SRV target for ${found.name}${why}` };
     }
     return { choices, skipped };
   }
@@ -527,4 +657,24 @@ function choiceOf(
   const read = readProxyUri(uri, transport);
   if ("problem" in read) return undefined;
   return Object.freeze({ id, uri, target: read.target, via });
+}
+
+/** How to ask a monitor: the select URL with the transport, or the SRV name in its zone. */
+function monitorQuery(
+  text: string,
+  target: MonitorTarget,
+  transport: UpstreamTransport,
+): MonitorQuery {
+  if (target.kind === "http") {
+    const select = new URL(`${target.base.pathname.replace(/\/$/, "")}/v1/select`, target.base);
+    select.searchParams.set("transport", transport);
+    return { kind: "http", select };
+  }
+  return {
+    kind: "dns",
+    server: { host: target.host, port: target.port, text },
+    // udp and tcp both have SRV names.
+    name: srvName(transport, target.zone)!,
+    zone: target.zone,
+  };
 }

@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { deepFreeze } from "./deep-freeze.js";
+import { readMonitorTarget } from "./monitor-target.js";
 import { UPSTREAM_TRANSPORTS, readProxyUri } from "./proxy-uri.js";
 
-/** How long one monitor has to answer a select before the next is asked. */
+/** How long one monitor has to answer a select (or SRV query) before the next is asked. */
 export const DEFAULT_SELECT_TIMEOUT_MS = 300;
 /** A proxy that timed out or answered 503 gets no new work for this long. */
 export const DEFAULT_HOLD_OFF_MS = 5_000;
@@ -11,25 +12,10 @@ export const DEFAULT_PIN_TTL_MS = 2 * 60 * 60 * 1000;
 /** Registrations pinned at once; the least recently pinned go first. */
 export const DEFAULT_MAX_PINS = 100_000;
 
-function monitorProblem(text: string): string | undefined {
-  if (text.startsWith("dns:")) {
-    return "dns: monitors (DESIGN.md) are not supported by the gateway yet; give an http:// URL";
-  }
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return "not a URL (e.g. http://127.0.0.1:8080)";
-  }
-  if (url.protocol !== "http:") return "must be an http:// URL";
-  if (url.search !== "" || url.hash !== "") return "must have no query or fragment";
-  return undefined;
-}
-
-const monitorUrl = z.string().superRefine((text, ctx) => {
-  const problem = monitorProblem(text);
-  if (problem !== undefined)
-    ctx.addIssue({ code: "custom", message: `${JSON.stringify(text)}: ${problem}` });
+const monitorText = z.string().superRefine((text, ctx) => {
+  const read = readMonitorTarget(text);
+  if ("problem" in read)
+    ctx.addIssue({ code: "custom", message: `${JSON.stringify(text)}: ${read.problem}` });
 });
 
 /** A fallback proxy: its SIP URI (the URI is its id), or `{ id, uri }`. */
@@ -47,9 +33,14 @@ const fallbackEntry = z
   });
 
 export const upstreamConfigSchema = z.strictObject({
-  /** Monitors (replicas) asked in this order: `http://HOST:PORT`. */
-  monitors: z.array(monitorUrl).min(1, { error: "at least one monitor (http://…)" }),
-  /** The proxies' transport asked for (`GET /v1/select?transport=`). */
+  /**
+   * Monitors (replicas) asked in this order: `http://HOST:PORT` (its `GET /v1/select`) or
+   * `dns:HOST:PORT/ZONE` (its DNS front's SRV records), mixed as wished.
+   */
+  monitors: z
+    .array(monitorText)
+    .min(1, { error: "at least one monitor (http://… or dns:HOST:PORT/ZONE)" }),
+  /** The proxies' transport asked for (`?transport=`, or `_sip._udp` / `_sip._tcp`). */
   transport: z.enum(UPSTREAM_TRANSPORTS).default("udp"),
   selectTimeoutMs: z.number().int().positive().default(DEFAULT_SELECT_TIMEOUT_MS),
   holdOffMs: z.number().int().nonnegative().default(DEFAULT_HOLD_OFF_MS),

@@ -51,6 +51,19 @@ export {
   type SendTarget,
 } from "./transport/types.js";
 export {
+  DNS_RCODE_SERVFAIL,
+  DnsExchange,
+  DnsQueryError,
+  lookupSrv,
+  rcodeName,
+  srvName,
+  type DnsQueryFailure,
+  type DnsServer,
+  type LookupSrvOptions,
+  type SrvLookup,
+  type SrvTarget,
+} from "./transport/srv-lookup.js";
+export {
   TransactionLayer,
   type SendRequestOptions,
   type TransactionLayerEvents,

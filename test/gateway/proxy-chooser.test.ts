@@ -1,12 +1,15 @@
 // The gateway's proxy chooser (issue 9) against a REAL Monitor fed signed load reports over
-// HTTP (as proxies push them), with the chooser's hold-offs, pin expiry and select timeouts on
-// a fake clock: new registrations and dialogs go to the least loaded proxy, a registration
-// stays pinned to its proxy until that proxy fails, a failed proxy is held off, dead and
-// misbehaving monitors are passed over, the fallback list, bounded pins, nothing left open.
+// HTTP (as proxies push them), asked over its HTTP API and its DNS front, with the chooser's
+// hold-offs, pin expiry and select timeouts on a fake clock: new registrations and dialogs go
+// to the least loaded proxy, a registration stays pinned to its proxy until that proxy fails, a
+// failed proxy is held off, dead and misbehaving monitors (http:// and dns:, mixed) are passed
+// over, the fallback list, bounded pins, nothing left open.
 import assert from "node:assert/strict";
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { decode, encode, type Answer, type DecodedPacket } from "dns-packet";
 import { pino } from "pino";
 import { signatureHeader, type LoadReport, type SigningKey } from "../../src/contracts/index.js";
 import {
@@ -84,10 +87,24 @@ async function rankedAs(monitor: Monitor, order: readonly string[]): Promise<voi
   );
 }
 
-async function startMonitor(): Promise<Monitor> {
-  const monitor = new Monitor({ http: { address: "127.0.0.1", port: 0 }, keys: [KEY] });
+const ZONE = "sipsteer.test";
+
+/** A monitor with its HTTP API and, with `dns`, its DNS front (UDP) for ZONE. */
+async function startMonitor(options: { dns?: boolean } = {}): Promise<Monitor> {
+  const monitor = new Monitor({
+    http: { address: "127.0.0.1", port: 0 },
+    keys: [KEY],
+    ...(options.dns === true
+      ? { dns: { zone: ZONE, listen: [{ protocol: "udp", address: "127.0.0.1", port: 0 }] } }
+      : {}),
+  });
   await monitor.start();
   return monitor;
+}
+
+/** The `dns:HOST:PORT/ZONE` monitor address of a monitor's DNS front. */
+function dnsMonitorOf(monitor: Monitor, zone = ZONE): string {
+  return `dns:127.0.0.1:${monitor.dnsListeners[0]!.port}/${zone}`;
 }
 
 function ids(list: readonly ProxyChoice[]): string[] {
@@ -550,5 +567,377 @@ describe("gateway proxy chooser - without a monitor", () => {
     await chooser.stop();
     await hole.close();
     assert.deepEqual(await openHandles(), baseline);
+  });
+});
+
+/** A UDP socket on loopback that takes queries and never answers (a hung DNS monitor). */
+async function udpBlackHole(): Promise<{
+  monitor: string;
+  queries: () => number;
+  queried: () => Promise<void>;
+  close: () => Promise<void>;
+}> {
+  const socket: UdpSocket = createSocket("udp4");
+  let count = 0;
+  const waiting: (() => void)[] = [];
+  socket.on("message", () => {
+    count++;
+    for (const w of waiting.splice(0)) w();
+  });
+  await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
+  return {
+    monitor: `dns:127.0.0.1:${socket.address().port}/${ZONE}`,
+    queries: () => count,
+    queried: () => new Promise<void>((r) => waiting.push(r)),
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
+
+/**
+ * A scripted DNS server on loopback: `answer` gives the datagrams to send back for each query
+ * (none: it stays silent).
+ */
+async function scriptedDns(
+  answer: (query: DecodedPacket) => Buffer[],
+): Promise<{ monitor: string; asked: () => string[]; close: () => Promise<void> }> {
+  const socket: UdpSocket = createSocket("udp4");
+  const asked: string[] = [];
+  socket.on("message", (bytes: Buffer, peer: RemoteInfo) => {
+    const query = decode(bytes);
+    const q = query.questions![0]!;
+    asked.push(`${q.type} ${q.name}`);
+    for (const reply of answer(query)) socket.send(reply, peer.port, peer.address);
+  });
+  await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
+  return {
+    monitor: `dns:127.0.0.1:${socket.address().port}/${ZONE}`,
+    asked: () => asked,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
+
+/** A response to `query` with these records (rcode 0 unless given). */
+function responseTo(
+  query: DecodedPacket,
+  records: { answers?: Answer[]; additionals?: Answer[]; rcode?: number; id?: number } = {},
+): Buffer {
+  return encode({
+    type: "response",
+    id: records.id ?? query.id ?? 0,
+    flags: (1 << 10) | (records.rcode ?? 0), // AA, and the rcode in the low bits
+    questions: query.questions,
+    answers: records.answers ?? [],
+    additionals: records.additionals ?? [],
+  });
+}
+
+describe("gateway proxy chooser - dns: monitors against a real monitor's DNS front", () => {
+  let monitor: Monitor;
+  let dns: string;
+
+  before(async () => {
+    monitor = await startMonitor({ dns: true });
+    await push(monitor, "p1", 0.8);
+    await push(monitor, "p2", 0.1);
+    await push(monitor, "p3", 0.5);
+    await rankedAs(monitor, ["p2", "p3", "p1"]);
+    dns = dnsMonitorOf(monitor);
+  });
+  after(async () => {
+    for (const c of choosers.splice(0)) await c.stop();
+    await monitor.stop();
+  });
+
+  // DESIGN.md "Client query": SRV _sip._udp, least loaded first (priority 10, the others at 20
+  // by rank), targets p<n>.<zone> with their A records in the additional section.
+  it("a new registration gets the same ranking as over HTTP, ids from the SRV targets' names", async () => {
+    const { chooser } = chooserWith({ monitors: [dns] });
+    const list = await chooser.candidatesFor("register", "sip:alice@sipsteer.test");
+    assert.deepEqual(list, [
+      {
+        id: "p2",
+        uri: "sip:127.0.0.12:5060",
+        target: { protocol: "udp", address: "127.0.0.12", port: 5060 },
+        via: "monitor",
+      },
+      {
+        id: "p3",
+        uri: "sip:127.0.0.13:5060",
+        target: { protocol: "udp", address: "127.0.0.13", port: 5060 },
+        via: "monitor",
+      },
+      {
+        id: "p1",
+        uri: "sip:127.0.0.11:5060",
+        target: { protocol: "udp", address: "127.0.0.11", port: 5060 },
+        via: "monitor",
+      },
+    ]);
+    const { chooser: overHttp } = chooserWith({ monitors: [monitor.httpUrl] });
+    assert.deepEqual(await overHttp.candidatesFor("register", "sip:alice@sipsteer.test"), list);
+    const s = chooser.stats();
+    assert.deepEqual(s.monitors, [{ url: dns, up: true, queries: 1, failures: 0, noProxy: 0 }]);
+    assert.equal(s.monitorFailures, 0);
+  });
+
+  it("transport tcp asks _sip._tcp: the proxies' TCP URIs and targets", async () => {
+    const { chooser } = chooserWith({ monitors: [dns], transport: "tcp" });
+    const list = await chooser.candidatesFor("dialog", "call-1@client");
+    assert.deepEqual(ids(list), ["p2", "p3", "p1"]);
+    assert.equal(list[0]!.uri, "sip:127.0.0.12:5060;transport=tcp");
+    assert.deepEqual(list[0]!.target, { protocol: "tcp", address: "127.0.0.12", port: 5060 });
+  });
+
+  it("pins and failed() work on the DNS ids, the same as an http:// monitor's", async () => {
+    const { chooser } = chooserWith({ monitors: [dns, monitor.httpUrl], holdOffMs: 1_000 });
+    const aor = "sip:bob@sipsteer.test";
+    assert.equal((await chooser.candidatesFor("register", aor))[0]!.id, "p2");
+    chooser.pin(aor, "p2");
+    const refresh = await chooser.candidatesFor("register", aor);
+    assert.deepEqual(ids(refresh), ["p2", "p3", "p1"]);
+    assert.equal(refresh[0]!.via, "pinned");
+    chooser.failed("p2", "503");
+    assert.equal(chooser.pinnedProxy(aor), undefined);
+    assert.deepEqual(ids(await chooser.candidatesFor("register", aor)), ["p3", "p1"]);
+  });
+
+  it("a dns: monitor that does not answer within selectTimeoutMs is passed over for the next, then asked after it until its hold-off ends", async () => {
+    const hole = await udpBlackHole();
+    try {
+      const { chooser, clock, lines } = chooserWith({
+        monitors: [hole.monitor, dns],
+        selectTimeoutMs: 300,
+        holdOffMs: 5_000,
+      });
+      const queried = hole.queried();
+      const pending = chooser.candidatesFor("dialog", "c1");
+      await queried;
+      clock.tick(299);
+      assert.equal(chooser.stats().monitors[1]!.queries, 0, "still waiting on the first");
+      clock.tick(1);
+      assert.deepEqual(ids(await pending), ["p2", "p3", "p1"]);
+      let s = chooser.stats();
+      assert.deepEqual(
+        s.monitors.map((m) => [m.queries, m.failures, m.up]),
+        [
+          [1, 1, false],
+          [1, 0, true],
+        ],
+      );
+      assert.equal(s.monitorFailures, 1);
+      const warned = lines.find((l) => l.msg === "monitor failed; asking the next");
+      assert.equal(warned?.monitor, hole.monitor);
+      assert.match(String(warned?.why), /no answer in 300 ms/);
+      assert.equal(clock.pending, 0, "no timeout left behind");
+
+      assert.equal((await chooser.candidatesFor("dialog", "c2"))[0]!.id, "p2");
+      assert.equal(hole.queries(), 1, "not asked while down and the other answers");
+
+      // Due a retry: the first request probes it, a concurrent one does not wait on it.
+      clock.tick(5_000);
+      const probed = hole.queried();
+      const probing = chooser.candidatesFor("dialog", "c3");
+      await probed;
+      assert.equal((await chooser.candidatesFor("dialog", "c4"))[0]!.id, "p2");
+      assert.equal(hole.queries(), 2);
+      clock.tick(300);
+      assert.equal((await probing)[0]!.id, "p2");
+      s = chooser.stats();
+      assert.equal(s.monitors[0]!.failures, 2);
+      assert.equal(s.monitors[1]!.queries, 4);
+      assert.equal(clock.pending, 0);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it("mixed lists fail over both ways: a dead dns: port (ICMP) to http://, a dead http:// to dns:", async () => {
+    const deadDns = `dns:127.0.0.1:${await freePort()}/${ZONE}`;
+    const { chooser: toHttp } = chooserWith({ monitors: [deadDns, monitor.httpUrl] });
+    assert.deepEqual(ids(await toHttp.candidatesFor("dialog", "c1")), ["p2", "p3", "p1"]);
+    assert.deepEqual(
+      toHttp.stats().monitors.map((m) => [m.url, m.failures, m.up]),
+      [
+        [deadDns, 1, false],
+        [monitor.httpUrl, 0, true],
+      ],
+    );
+
+    const deadHttp = await deadMonitorUrl();
+    const { chooser: toDns, lines } = chooserWith({ monitors: [deadHttp, dns] });
+    assert.deepEqual(ids(await toDns.candidatesFor("dialog", "c2")), ["p2", "p3", "p1"]);
+    assert.deepEqual(
+      toDns.stats().monitors.map((m) => [m.url, m.failures, m.up]),
+      [
+        [deadHttp, 1, false],
+        [dns, 0, true],
+      ],
+    );
+    assert.equal(lines.filter((l) => l.msg === "monitor failed; asking the next").length, 1);
+  });
+
+  it("a zone the front does not serve (REFUSED) is the monitor's failure, logged, and the next is asked", async () => {
+    const wrong = dnsMonitorOf(monitor, "example.org");
+    const { chooser, lines } = chooserWith({ monitors: [wrong, dns] });
+    assert.equal((await chooser.candidatesFor("dialog", "c1"))[0]!.id, "p2");
+    assert.equal(chooser.stats().monitors[0]!.failures, 1);
+    const warned = lines.find((l) => l.msg === "monitor failed; asking the next");
+    assert.equal(warned?.monitor, wrong);
+    assert.match(String(warned?.why), /REFUSED for _sip\._udp\.example\.org SRV/);
+  });
+
+  it("SERVFAIL (no eligible proxy) is an answer: an empty list, not the fallback; a replica is asked after it", async () => {
+    const empty = await startMonitor({ dns: true });
+    try {
+      const { chooser } = chooserWith({
+        monitors: [dnsMonitorOf(empty)],
+        fallback: ["sip:127.0.0.21:5060"],
+      });
+      assert.deepEqual(await chooser.candidatesFor("dialog", "c1"), []);
+      const s = chooser.stats();
+      assert.deepEqual(
+        s.monitors.map((m) => [m.noProxy, m.failures, m.up]),
+        [[1, 0, true]],
+      );
+      assert.equal(s.fallbackLists, 0);
+      assert.equal(s.emptyLists, 1);
+
+      const { chooser: two } = chooserWith({ monitors: [dnsMonitorOf(empty), empty.httpUrl, dns] });
+      assert.equal((await two.candidatesFor("dialog", "c2"))[0]!.id, "p2");
+      assert.deepEqual(
+        two.stats().monitors.map((m) => m.noProxy),
+        [1, 1, 0],
+        "SERVFAIL and 503 alike",
+      );
+    } finally {
+      await empty.stop();
+    }
+  });
+
+  it("stop() aborts a DNS query under way and leaves no socket or timer open", async () => {
+    const baseline = await openHandles();
+    const hole = await udpBlackHole();
+    const { chooser } = chooserWith(
+      { monitors: [hole.monitor], selectTimeoutMs: 10_000 },
+      systemClock,
+    );
+    const queried = hole.queried();
+    const pending = chooser.candidatesFor("dialog", "c1");
+    await queried;
+    let stopped = false;
+    const stopping = chooser.stop().then(() => (stopped = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(stopped, true, "stop() does not wait out the timeout");
+    await stopping;
+    assert.deepEqual(await pending, []);
+    assert.equal(chooser.stats().monitors[0]!.failures, 0, "a stop is no monitor failure");
+    await hole.close();
+    assert.deepEqual(await openHandles(), baseline);
+  });
+});
+
+describe("gateway proxy chooser - dns: answers off the monitor's usual shape", () => {
+  after(async () => {
+    for (const c of choosers.splice(0)) await c.stop();
+  });
+
+  // RFC 2782: the lowest priority first; a target without glue has its A asked of the same
+  // server; a target outside the zone is known by its URI.
+  it("orders by priority, asks a target's A when the answer lacks it, names a foreign target by its URI, ignores a stray answer", async () => {
+    const server = await scriptedDns((query) => {
+      const q = query.questions![0]!;
+      if (q.type === "SRV") {
+        return [
+          // A response with another id (spoofed or stray) is not taken for ours.
+          responseTo(query, { id: ((query.id ?? 0) + 1) & 0xffff }),
+          responseTo(query, {
+            answers: [
+              {
+                name: q.name,
+                type: "SRV",
+                ttl: 2,
+                data: { priority: 20, weight: 50, port: 5070, target: "edge.example.net" },
+              },
+              {
+                name: q.name,
+                type: "SRV",
+                ttl: 2,
+                data: { priority: 10, weight: 0, port: 5080, target: "P7.sipsteer.test" },
+              },
+              {
+                name: q.name,
+                type: "SRV",
+                ttl: 2,
+                data: { priority: 20, weight: 50, port: 5090, target: "." },
+              },
+            ],
+            additionals: [{ name: "edge.example.net", type: "A", ttl: 2, data: "127.0.0.31" }],
+          }),
+        ];
+      }
+      if (q.type === "A" && q.name.toLowerCase() === "p7.sipsteer.test") {
+        return [
+          responseTo(query, { answers: [{ name: q.name, type: "A", ttl: 2, data: "127.0.0.17" }] }),
+        ];
+      }
+      return [responseTo(query)];
+    });
+    try {
+      const { chooser } = chooserWith({ monitors: [server.monitor] });
+      assert.deepEqual(await chooser.candidatesFor("dialog", "c1"), [
+        {
+          id: "p7",
+          uri: "sip:127.0.0.17:5080",
+          target: { protocol: "udp", address: "127.0.0.17", port: 5080 },
+          via: "monitor",
+        },
+        {
+          id: "sip:127.0.0.31:5070",
+          uri: "sip:127.0.0.31:5070",
+          target: { protocol: "udp", address: "127.0.0.31", port: 5070 },
+          via: "monitor",
+        },
+      ]);
+      assert.deepEqual(server.asked(), [
+        "SRV _sip._udp.sipsteer.test",
+        "A P7.sipsteer.test",
+        "AAAA P7.sipsteer.test",
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an answer with no usable target is the monitor's failure and the fallback is used", async () => {
+    const server = await scriptedDns((query) => {
+      const q = query.questions![0]!;
+      if (q.type !== "SRV") return [responseTo(query, { rcode: 3 })]; // NXDOMAIN
+      return [
+        responseTo(query, {
+          answers: [
+            {
+              name: q.name,
+              type: "SRV",
+              ttl: 2,
+              data: { priority: 10, weight: 1, port: 5060, target: "p8.sipsteer.test" },
+            },
+          ],
+        }),
+      ];
+    });
+    try {
+      const { chooser, lines } = chooserWith({
+        monitors: [server.monitor],
+        fallback: [{ id: "p1", uri: "sip:127.0.0.11:5060" }],
+      });
+      assert.deepEqual(ids(await chooser.candidatesFor("dialog", "c1")), ["p1"]);
+      const s = chooser.stats();
+      assert.equal(s.monitors[0]!.failures, 1);
+      assert.equal(s.fallbackLists, 1);
+      const warned = lines.find((l) => l.msg === "monitor failed; asking the next");
+      assert.match(String(warned?.why), /no usable SRV target .*p8\.sipsteer\.test \(no address\)/);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -3,11 +3,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  DEFAULT_DNS_MONITOR_PORT,
   DEFAULT_HOLD_OFF_MS,
   DEFAULT_MAX_PINS,
   DEFAULT_PIN_TTL_MS,
   DEFAULT_SELECT_TIMEOUT_MS,
   parseUpstreamConfig,
+  readMonitorTarget,
 } from "../../src/gateway/index.js";
 
 describe("gateway upstream config", () => {
@@ -37,15 +39,65 @@ describe("gateway upstream config", () => {
     assert.throws(() => (c.monitors as string[]).push("x"), TypeError);
   });
 
+  // DESIGN.md "Command line": a monitor is http://… or dns:HOST:PORT/ZONE.
+  it("takes dns:HOST:PORT/ZONE monitors, mixed with http:// ones, in their order", () => {
+    const monitors = [
+      "dns:127.0.0.1:5300/sipsteer.test",
+      "http://127.0.0.1:8080",
+      "dns:[::1]:5300/Sipsteer.Test.",
+      "dns:127.0.0.2/sipsteer.test",
+    ];
+    assert.deepEqual(parseUpstreamConfig({ monitors }).monitors, monitors);
+    assert.deepEqual(readMonitorTarget("dns:[::1]:5300/Sipsteer.Test."), {
+      target: { kind: "dns", host: "::1", port: 5300, zone: "sipsteer.test" },
+    });
+    assert.deepEqual(readMonitorTarget("dns:127.0.0.2/sipsteer.test"), {
+      target: {
+        kind: "dns",
+        host: "127.0.0.2",
+        port: DEFAULT_DNS_MONITOR_PORT,
+        zone: "sipsteer.test",
+      },
+    });
+    assert.equal(DEFAULT_DNS_MONITOR_PORT, 53);
+  });
+
+  it("refuses a bad dns: monitor naming the field and what is wrong", () => {
+    const cases: [string, RegExp][] = [
+      ["dns:127.0.0.1:5300", /not dns:HOST:PORT\/ZONE/],
+      ["dns:monitor.example.com:5300/sipsteer.test", /the host must be an IP address/],
+      ["dns::5300/sipsteer.test", /the host must be an IP address/],
+      ["dns:::1:5300/sipsteer.test", /an IPv6 host goes in brackets/],
+      ["dns:[127.0.0.1]:5300/sipsteer.test", /brackets are for an IPv6 host/],
+      ["dns:127.0.0.1:0/sipsteer.test", /bad port "0"/],
+      ["dns:127.0.0.1:65536/sipsteer.test", /bad port "65536"/],
+      ["dns:127.0.0.1:53x/sipsteer.test", /bad port "53x"/],
+      ["dns:127.0.0.1:/sipsteer.test", /bad port ""/],
+      ["dns:127.0.0.1:5300/", /the zone "" is not a DNS name/],
+      ["dns:127.0.0.1:5300/sip steer.test", /the zone "sip steer\.test" is not a DNS name/],
+      ["dns:127.0.0.1:5300/-bad.test", /is not a DNS name/],
+      ["dns:127.0.0.1:5300/a..test", /is not a DNS name/],
+      [`dns:127.0.0.1:5300/${"a".repeat(64)}.test`, /is not a DNS name/],
+    ];
+    for (const [monitor, why] of cases) {
+      const prefix = `gateway.upstream.monitors.1: ${JSON.stringify(monitor)}: `;
+      assert.throws(
+        () => parseUpstreamConfig({ monitors: ["http://127.0.0.1:8080", monitor] }),
+        (e: unknown) => {
+          assert.ok(e instanceof RangeError, monitor);
+          assert.ok(e.message.startsWith(prefix), e.message);
+          assert.match(e.message.slice(prefix.length), why, monitor);
+          return true;
+        },
+      );
+    }
+  });
+
   it("names the bad field as gateway.upstream.<path>", () => {
     const m = ["http://127.0.0.1:8080"];
     const cases: [unknown, RegExp][] = [
       [{}, /^gateway\.upstream\.monitors: /],
       [{ monitors: [] }, /^gateway\.upstream\.monitors: at least one monitor/],
-      [
-        { monitors: ["dns:127.0.0.1:5353/sipsteer.test"] },
-        /^gateway\.upstream\.monitors\.0: .*dns: monitors .* not supported by the gateway yet/,
-      ],
       [{ monitors: ["https://127.0.0.1"] }, /^gateway\.upstream\.monitors\.0: .*http:\/\//],
       [{ monitors: [...m, "127.0.0.1:8080"] }, /^gateway\.upstream\.monitors\.1: /],
       [{ monitors: ["http://127.0.0.1:8080/?x=1"] }, /^gateway\.upstream\.monitors\.0: .*query/],

@@ -22,7 +22,7 @@ export const BUILD_STATUS: readonly (readonly [part: string, state: string])[] =
     "media relay (rtpengine)",
     "in progress: proxies engage it per call (auto/always/never), monitor balances relays, up runs one per proxy",
   ],
-  ["gateway", "in progress: access rules built; no sipsteer gateway command yet"],
+  ["gateway", "built: sipsteer gateway (access rules, auth, least-loaded proxy with retry)"],
   [
     "sipsteer up (monitor + 3 proxies)",
     "built: npm start runs it; processes on loopback, a relay per proxy, demo users, --json",

@@ -358,4 +358,26 @@ describe("gateway with SIPp phones and three proxy processes", () => {
     assert.ok(line !== undefined, metrics);
     assert.ok(Number(line.split(" ").pop()) >= 3, line);
   });
+
+  test("a registration stays with its proxy until that proxy fails, then moves; calls to it go on", async (t) => {
+    if (!requireTool(t, "sipp", "sip-tester")) return;
+    const pinnedTo = async () =>
+      Object.entries((await status()).upstream.pinnedByProxy).find(([, n]) => n > 0)?.[0];
+    const first = await pinnedTo();
+    assert.ok(first !== undefined, "bob is pinned");
+    const bob = await startBob(10);
+    assert.equal(await pinnedTo(), first, "a refresh stays on the same proxy");
+    const home = proxies.find((p) => p.id === first)!;
+    home.run.child.kill("SIGKILL");
+    await within(home.run.exit, 5_000);
+    // The next refresh finds its proxy silent and moves to a live one.
+    bob.kill();
+    const moved = await startBob(10);
+    const now = await pinnedTo();
+    assert.ok(now !== undefined && now !== first, `moved from ${first} to ${now}`);
+    const alice = await (await aliceCalls(10, 5, 500)).result;
+    assert.equal(alice.failed, 0, alice.output);
+    assert.equal(alice.successful, 10);
+    assert.equal((await moved.result).failed, 0);
+  });
 });
